@@ -1,0 +1,48 @@
+"""Datasets, datalists and patient-level splits.
+
+Light helpers are imported eagerly; dataset classes that need MONAI are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .datalist import DicomScan, SkippedFile, datalist_from_dicom, load_datalist
+from .paths import DataIntegrityError, default_data_dir, file_hash, load_npz, verify_file
+from .splits import group_by_patient, label_fraction_subset, patient_split
+
+_LAZY = {
+    "MedMNISTDataset": "medmnist",
+    "MEDMNIST_INFO": "medmnist",
+    "download_medmnist": "medmnist",
+    "load_covid_cxr": "covid_cxr",
+    "covid_label": "covid_cxr",
+    "COVID_CXR_SHA256": "covid_cxr",
+    "MultiInstanceDataset": "multi_instance",
+    "MixedModalityDataset": "mixed_modality",
+}
+
+__all__ = [
+    "DataIntegrityError",
+    "DicomScan",
+    "SkippedFile",
+    "datalist_from_dicom",
+    "default_data_dir",
+    "file_hash",
+    "group_by_patient",
+    "label_fraction_subset",
+    "load_datalist",
+    "load_npz",
+    "patient_split",
+    "verify_file",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,265 @@
+"""Datalists from CSV/JSON tables and from DICOM folders, with a report of what was skipped and why."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["SkippedFile", "DicomScan", "load_datalist", "datalist_from_dicom"]
+
+logger = logging.getLogger(__name__)
+
+_INT = re.compile(r"^[+-]?\d+$")
+_FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file or datalist row left out, and why."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+class DicomScan(NamedTuple):
+    """Result of :func:`datalist_from_dicom`: the readable items and the files that were skipped."""
+
+    datalist: list[dict[str, Any]]
+    skipped: list[SkippedFile]
+
+
+def _parse(value: str) -> Any:
+    value = value.strip()
+    if value == "":
+        return None
+    if _INT.match(value):
+        return int(value)
+    if _FLOAT.match(value):
+        return float(value)
+    return value
+
+
+def _read_table(path: Path, section: str | None) -> list[dict[str, Any]]:
+    if path.suffix.lower() == ".json":
+        try:
+            content = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON ({e})") from e
+        if isinstance(content, dict):
+            key = section or next((k for k in ("training", "data", "items") if k in content), None)
+            if key is None or key not in content:
+                raise ValueError(f"{path}: JSON object has no section '{section}'; sections: {sorted(content)}")
+            content = content[key]
+        if not isinstance(content, list) or not all(isinstance(x, dict) for x in content):
+            raise ValueError(f"{path}: expected a list of objects (or an object of such lists)")
+        return [dict(x) for x in content]
+    if path.suffix.lower() in (".csv", ".tsv"):
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            if reader.fieldnames is None:
+                raise ValueError(f"{path}: empty table (no header row)")
+            return [{k.strip(): _parse(v or "") for k, v in row.items() if k is not None} for row in reader]
+    raise ValueError(f"{path}: unsupported datalist format '{path.suffix}' (use .csv, .tsv or .json)")
+
+
+def load_datalist(
+    path: str | os.PathLike,
+    base_dir: str | os.PathLike | None = None,
+    required_keys: Sequence[str] = ("image",),
+    path_keys: Sequence[str] = ("image",),
+    section: str | None = None,
+    on_missing: str = "raise",
+) -> list[dict[str, Any]]:
+    """Read a datalist table: CSV/TSV with a header row, or JSON (a list, or MONAI's ``{"training": [...]}``).
+
+    Typical columns: ``image`` (path), ``patient_id``, optional ``label``, ``view``, ``study_id``. Numeric cells become
+    int/float, empty cells None. Relative paths in ``path_keys`` are resolved against ``base_dir`` (default: the
+    table's folder).
+
+    Args:
+        path: the table file.
+        base_dir: folder that relative image paths are relative to.
+        required_keys: columns every row must have (non-empty).
+        path_keys: columns holding file paths, checked for existence.
+        section: JSON section to read (default ``training``/``data``/``items``, the first present).
+        on_missing: ``"raise"`` (default) or ``"skip"`` rows whose files do not exist; skipped rows are warned
+            about and logged, naming each row and path.
+
+    Raises:
+        FileNotFoundError: the table is absent, or (``on_missing="raise"``) rows point at missing files.
+        ValueError: unreadable table, or rows lacking required columns (the rows and columns are named).
+    """
+    if on_missing not in ("raise", "skip"):
+        raise ValueError(f"on_missing must be 'raise' or 'skip', got '{on_missing}'")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: datalist file not found")
+    base = Path(base_dir) if base_dir is not None else path.parent
+    rows = _read_table(path, section)
+    bad = [(i, [k for k in required_keys if row.get(k) in (None, "")]) for i, row in enumerate(rows)]
+    bad = [(i, keys) for i, keys in bad if keys]
+    if bad:
+        shown = "; ".join(f"row {i + 1} lacks {keys}" for i, keys in bad[:5])
+        raise ValueError(f"{path}: {len(bad)} row(s) lack required keys {list(required_keys)}: {shown}")
+    out, skipped = [], []
+    for i, row in enumerate(rows):
+        missing = []
+        for key in path_keys:
+            value = row.get(key)
+            if value is None:
+                continue
+            values = value if isinstance(value, list) else [value]
+            resolved = [str(p if Path(p).is_absolute() else (base / p)) for p in map(str, values)]
+            missing += [p for p in resolved if not os.path.exists(p)]
+            row[key] = resolved if isinstance(value, list) else resolved[0]
+        if missing:
+            skipped.append(SkippedFile(missing[0], f"row {i + 1} of {path.name}: file not found"))
+        else:
+            out.append(row)
+    if skipped:
+        summary = "; ".join(map(str, skipped[:5])) + (" ..." if len(skipped) > 5 else "")
+        if on_missing == "raise":
+            raise FileNotFoundError(f"{path}: {len(skipped)} row(s) point at missing files: {summary}")
+        warnings.warn(f"{path}: skipped {len(skipped)} row(s) with missing files: {summary}", stacklevel=2)
+        for s in skipped:
+            logger.warning("skipped %s", s)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- DICOM folders
+
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
+
+
+def _expected_pixel_bytes(ds: Any) -> int:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    bits = int(ds.get("BitsAllocated", 8))
+    n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1)) * frames
+    return (n * bits + 7) // 8
+
+
+def _check_dicom(ds: Any, check_pixels: bool) -> str | None:
+    """Reason the dataset is unusable as an image, or None."""
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        return f"no pixel data (Modality {ds.get('Modality', '?')}, SOP class {ds.get('SOPClassUID', '?')})"
+    for key in ("Rows", "Columns"):
+        if not ds.get(key):
+            return f"pixel data without a valid {key} element"
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if "PixelData" in ds and (syntax in _UNCOMPRESSED or not syntax):
+        have, need = len(ds.PixelData), _expected_pixel_bytes(ds)
+        if have < need:
+            return f"truncated pixel data ({have} of {need} bytes)"
+    if check_pixels:
+        try:
+            ds.pixel_array  # noqa: B018 - decoding is the check
+        except Exception as e:  # decoder errors come as many types
+            return f"pixel data cannot be decoded ({type(e).__name__}: {str(e)[:200]})"
+    return None
+
+
+def _position(ds: Any) -> float:
+    pos = ds.get("ImagePositionPatient")
+    try:
+        return float(pos[2]) if pos is not None else 0.0
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+
+
+def datalist_from_dicom(
+    folder: str | os.PathLike,
+    level: str = "instance",
+    check_pixels: bool = False,
+    recursive: bool = True,
+) -> DicomScan:
+    """Walk a folder of DICOM files and build a datalist grouped by patient, study and series.
+
+    Every file is tried; one bad file never stops the scan. A file is skipped, with its reason, when it is not
+    DICOM, cannot be parsed, has no pixel data (structured reports, RT plans...), lacks Rows/Columns, has
+    truncated uncompressed pixel data, or (``check_pixels=True``) its pixels cannot be decoded.
+
+    Args:
+        folder: the folder to scan.
+        level: ``"instance"``: one item per file (``image`` = path); ``"series"``: one item per series
+            (``image`` = list of paths sorted by InstanceNumber, then slice position).
+        check_pixels: also decode every image (slower; catches corrupt compressed data).
+        recursive: descend into sub-folders.
+
+    Returns:
+        ``DicomScan(datalist, skipped)``. Items carry ``image``, ``patient_id``, ``study_id``, ``series_id``,
+        ``modality``, ``photometric_interpretation``, ``instance_number``, ``view_position``, ``rows``, ``columns``
+        and ``number_of_frames``; files without a PatientID get ``patient_id = "unknown"``.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        ValueError: unknown ``level``.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if level not in ("instance", "series"):
+        raise ValueError(f"level must be 'instance' or 'series', got '{level}'")
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: DICOM folder not found")
+    files = sorted(p for p in (folder.rglob("*") if recursive else folder.iterdir()) if p.is_file())
+    items, skipped = [], []
+    for path in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path)
+        except InvalidDicomError:
+            skipped.append(SkippedFile(str(path), "not a DICOM file (no 'DICM' preamble/meta header)"))
+            continue
+        except Exception as e:  # pydicom raises many types on corrupt files
+            skipped.append(SkippedFile(str(path), f"unreadable DICOM ({type(e).__name__}: {str(e)[:200]})"))
+            continue
+        reason = _check_dicom(ds, check_pixels)
+        if reason:
+            skipped.append(SkippedFile(str(path), reason))
+            continue
+        items.append(
+            {
+                "image": str(path),
+                "patient_id": str(ds.get("PatientID", "") or "unknown"),
+                "study_id": str(ds.get("StudyInstanceUID", "") or ""),
+                "series_id": str(ds.get("SeriesInstanceUID", "") or ""),
+                "modality": str(ds.get("Modality", "") or ""),
+                "photometric_interpretation": str(ds.get("PhotometricInterpretation", "") or ""),
+                "instance_number": int(ds.get("InstanceNumber", 0) or 0),
+                "view_position": str(ds.get("ViewPosition", "") or ""),
+                "rows": int(ds.Rows),
+                "columns": int(ds.Columns),
+                "number_of_frames": int(ds.get("NumberOfFrames", 1) or 1),
+                "_position": _position(ds),
+            }
+        )
+    for s in skipped:
+        logger.info("datalist_from_dicom skipped %s", s)
+    items.sort(key=lambda x: (x["patient_id"], x["study_id"], x["series_id"], x["instance_number"], x["_position"]))
+    if level == "series":
+        series: dict[tuple, dict[str, Any]] = {}
+        for item in items:
+            key = (item["patient_id"], item["study_id"], item["series_id"])
+            if key not in series:
+                series[key] = {**item, "image": []}
+            series[key]["image"].append(item["image"])
+        items = list(series.values())
+        for item in items:
+            item["num_instances"] = len(item["image"])
+            item.pop("instance_number")
+    for item in items:
+        item.pop("_position")
+    return DicomScan(items, skipped)
