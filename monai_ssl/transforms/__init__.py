@@ -1,1 +1,57 @@
-"""(populated by its issue)."""
+"""MONAI transforms for modality preprocessing, self-supervised views and pretext tasks."""
+
+from __future__ import annotations
+
+from .augmentation import (
+    RandResizedCrop,
+    RandResizedCropd,
+    RandResizedCropD,
+    RandResizedCropDict,
+    cxr_augmentations,
+    mae_augmentations,
+    simclr_augmentations,
+)
+from .intensity import (
+    CLAHE,
+    CT_WINDOWS,
+    CheckImage,
+    CheckImaged,
+    CheckImageD,
+    CheckImageDict,
+    CLAHEd,
+    CLAHED,
+    CLAHEDict,
+    DicomWindow,
+    DicomWindowd,
+    DicomWindowD,
+    DicomWindowDict,
+    HUWindow,
+    HUWindowd,
+    HUWindowD,
+    HUWindowDict,
+    N4BiasFieldCorrection,
+    N4BiasFieldCorrectiond,
+    N4BiasFieldCorrectionD,
+    N4BiasFieldCorrectionDict,
+    RGBToGray,
+    RGBToGrayd,
+    RGBToGrayD,
+    RGBToGrayDict,
+)
+from .io import LoadMedicalImage, LoadMedicalImaged, LoadMedicalImageD, LoadMedicalImageDict, load_dicom
+from .multiview import RandMultiViewd, RandMultiViewD, RandMultiViewDict
+from .presets import CTPresetd, MRPresetd, USPresetd, XRayPresetd
+from .ultrasound import (
+    CineFrame,
+    CineFramed,
+    CineFrameD,
+    CineFrameDict,
+    RandCineFrame,
+    RandCineFramed,
+    RandCineFrameD,
+    RandCineFrameDict,
+    USFanCrop,
+    USFanCropd,
+    USFanCropD,
+    USFanCropDict,
+)

@@ -1,0 +1,282 @@
+"""Modality intensity transforms: input checks, CT windows, DICOM VOI windows, CLAHE, grey conversion, N4.
+
+Percentile clipping, z-score and min-max scaling are MONAI's own (``ScaleIntensityRangePercentiles``,
+``NormalizeIntensity``, ``ScaleIntensity``); the presets compose them with the transforms here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Transform
+from monai.utils import optional_import
+
+__all__ = [
+    "CheckImage", "CheckImaged", "HUWindow", "HUWindowd", "DicomWindow", "DicomWindowd", "CLAHE", "CLAHEd",
+    "RGBToGray", "RGBToGrayd", "N4BiasFieldCorrection", "N4BiasFieldCorrectiond", "CT_WINDOWS",
+    "CheckImageD", "CheckImageDict", "HUWindowD", "HUWindowDict", "DicomWindowD", "DicomWindowDict", "CLAHED",
+    "CLAHEDict", "RGBToGrayD", "RGBToGrayDict", "N4BiasFieldCorrectionD", "N4BiasFieldCorrectionDict",
+]
+
+#: Common CT windows as (level, width) in Hounsfield units.
+CT_WINDOWS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (40.0, 400.0),
+    "soft_tissue": (50.0, 350.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+    "liver": (60.0, 160.0),
+}
+
+
+def _source(img: Any) -> str:
+    meta = getattr(img, "meta", None) or {}
+    name = meta.get("filename_or_obj")
+    return f" ({name})" if name else ""
+
+
+def _wrap_key_errors(transform: Transform, key: Hashable, value: Any) -> Any:
+    try:
+        return transform(value)
+    except ValueError as e:
+        raise ValueError(f"key '{key}': {e}") from e
+
+
+class CheckImage(Transform):
+    """Validate an image before it enters a pipeline; returns it unchanged.
+
+    Checks: it is an array/tensor, it has ``spatial_dims`` spatial dimensions after the channel (if given), no
+    spatial size is 0, and (``allow_nonfinite=False``) every value is finite. A constant image is refused
+    when ``allow_constant=False`` (a blank frame normalises to NaN or to all zeros).
+
+    Args:
+        spatial_dims: expected number of spatial dims (2 or 3), or None for any.
+        allow_nonfinite: accept NaN/inf values.
+        allow_constant: accept images whose values are all equal.
+
+    Raises:
+        ValueError: naming the source file (when known) and the problem.
+    """
+
+    def __init__(self, spatial_dims: int | None = None, allow_nonfinite: bool = False, allow_constant: bool = True):
+        self.spatial_dims = spatial_dims
+        self.allow_nonfinite = allow_nonfinite
+        self.allow_constant = allow_constant
+
+    def __call__(self, img: Any) -> Any:
+        if not isinstance(img, (np.ndarray, torch.Tensor)):
+            raise ValueError(f"expected an image array or tensor, got {type(img).__name__}")
+        src = _source(img)
+        if self.spatial_dims is not None and img.ndim != self.spatial_dims + 1:
+            raise ValueError(
+                f"expected a channel-first {self.spatial_dims}D image with {self.spatial_dims + 1} dims "
+                f"(C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}), got shape {tuple(img.shape)}{src}"
+            )
+        if img.ndim < 2 or any(s == 0 for s in img.shape):
+            raise ValueError(f"empty image: shape {tuple(img.shape)}{src}")
+        t = torch.as_tensor(img)
+        if not self.allow_nonfinite:
+            bad = (~torch.isfinite(t)).sum().item() if t.is_floating_point() else 0
+            if bad:
+                raise ValueError(f"image has {bad} non-finite (NaN/inf) values of {t.numel()}{src}")
+        if not self.allow_constant and t.numel() and bool((t == t.reshape(-1)[0]).all()):
+            raise ValueError(f"image is constant (every value {t.reshape(-1)[0].item()}){src}")
+        return img
+
+
+class HUWindow(Transform):
+    """Map CT Hounsfield units through one or several windows to [0, 1], one output channel per window.
+
+    For a window (level L, width W) the output is ``clip((x - (L - W/2)) / W, 0, 1)``. With several windows a
+    one-channel input becomes a stack of channels (e.g. lung, mediastinum, bone -> 3 channels).
+
+    Args:
+        windows: a (level, width) pair, a name from :data:`CT_WINDOWS`, or a sequence of either.
+
+    Input (1, *spatial) in HU; output (len(windows), *spatial) float32 in [0, 1].
+    """
+
+    def __init__(self, windows: str | tuple[float, float] | Sequence[str | tuple[float, float]] = "mediastinum"):
+        if isinstance(windows, str) or (
+            isinstance(windows, Sequence) and len(windows) == 2 and all(isinstance(v, (int, float)) for v in windows)
+        ):
+            windows = [windows]  # type: ignore[list-item]
+        self.windows: list[tuple[float, float]] = []
+        for w in windows:  # type: ignore[union-attr]
+            if isinstance(w, str):
+                if w not in CT_WINDOWS:
+                    raise ValueError(f"unknown CT window '{w}'; known: {sorted(CT_WINDOWS)}")
+                w = CT_WINDOWS[w]
+            level, width = float(w[0]), float(w[1])
+            if width <= 0:
+                raise ValueError(f"window width must be > 0, got {width}")
+            self.windows.append((level, width))
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[0] != 1:
+            raise ValueError(f"HU windowing expects a single-channel CT image, got {img.shape[0]} channels{_source(img)}")
+        x = torch.as_tensor(img, dtype=torch.float32)
+        out = [((x - (lvl - wid / 2)) / wid).clamp_(0.0, 1.0) for lvl, wid in self.windows]
+        return torch.cat(out, dim=0)
+
+
+class DicomWindow(Transform):
+    """Apply the VOI window stored in a DICOM header (``meta["WindowCenter"]/["WindowWidth"]``) -> [0, 1].
+
+    Images whose header has no window are min-max scaled (or, when ``fallback_percentiles`` is given, clipped to
+    those percentiles first), so X-ray/CR/DX/MR images from any source end up in [0, 1].
+    """
+
+    def __init__(self, fallback_percentiles: tuple[float, float] | None = (0.5, 99.5)) -> None:
+        self.fallback_percentiles = fallback_percentiles
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        meta = getattr(img, "meta", {}) or {}
+        x = torch.as_tensor(img, dtype=torch.float32)
+        center, width = meta.get("WindowCenter"), meta.get("WindowWidth")
+        if center is not None and width is not None and width > 0:
+            lo, hi = center - width / 2, center + width / 2
+        elif self.fallback_percentiles is not None:
+            q = torch.tensor(self.fallback_percentiles, dtype=torch.float32) / 100.0
+            lo, hi = torch.quantile(x.reshape(-1)[:: max(1, x.numel() // 1_000_000)], q).tolist()
+        else:
+            lo, hi = x.min().item(), x.max().item()
+        scale = hi - lo if hi > lo else 1.0
+        return ((x - lo) / scale).clamp_(0.0, 1.0)
+
+
+class CLAHE(Transform):
+    """Contrast-limited adaptive histogram equalisation (scikit-image) per channel of a 2D image in [0, 1].
+
+    Args:
+        clip_limit: normalised clip limit (scikit-image ``clip_limit``).
+        kernel_size: tile size in pixels (default: 1/8 of each side).
+    """
+
+    def __init__(self, clip_limit: float = 0.01, kernel_size: int | Sequence[int] | None = None) -> None:
+        self.clip_limit = clip_limit
+        self.kernel_size = kernel_size
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        from skimage.exposure import equalize_adapthist
+
+        x = torch.as_tensor(img, dtype=torch.float32)
+        if x.ndim != 3:
+            raise ValueError(f"CLAHE expects a (C, H, W) image, got shape {tuple(x.shape)}{_source(img)}")
+        arr = x.detach().cpu().numpy().clip(0.0, 1.0)
+        out = np.stack([equalize_adapthist(c, kernel_size=self.kernel_size, clip_limit=self.clip_limit) for c in arr])
+        res = torch.from_numpy(out.astype(np.float32))
+        return MetaTensor(res, meta=dict(img.meta)) if isinstance(img, MetaTensor) else res
+
+
+class RGBToGray(Transform):
+    """Convert (3, *spatial) RGB to (1, *spatial) luminance (ITU-R BT.601 weights); one channel passes through."""
+
+    weights = (0.299, 0.587, 0.114)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if img.shape[0] == 1:
+            return img
+        if img.shape[0] != 3:
+            raise ValueError(f"RGBToGray expects 1 or 3 channels, got {img.shape[0]}{_source(img)}")
+        w = torch.tensor(self.weights, dtype=torch.float32).reshape(3, *([1] * (img.ndim - 1)))
+        return (torch.as_tensor(img, dtype=torch.float32) * w).sum(0, keepdim=True)
+
+
+class N4BiasFieldCorrection(Transform):
+    """N4 bias field correction of an MR image through ITK (``itk`` must be installed).
+
+    Args:
+        iterations: fitting iterations per level (one level per entry).
+
+    Input/output (1, *spatial) float32; the fit uses the voxels above an Otsu threshold (the tissue).
+    """
+
+    def __init__(self, iterations: Sequence[int] = (20, 20, 10)) -> None:
+        self.iterations = list(iterations)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        itk, has_itk = optional_import("itk")
+        if not has_itk:
+            raise RuntimeError("N4BiasFieldCorrection needs ITK: pip install itk")
+        if img.shape[0] != 1:
+            raise ValueError(f"N4 expects one channel, got {img.shape[0]}{_source(img)}")
+        arr = torch.as_tensor(img, dtype=torch.float32)[0].cpu().numpy()
+        from skimage.filters import threshold_otsu
+
+        image = itk.image_from_array(np.ascontiguousarray(arr))
+        mask = itk.image_from_array((arr > threshold_otsu(arr)).astype(np.uint8))
+        mask.CopyInformation(image)
+        dim = arr.ndim
+        n4_type = itk.N4BiasFieldCorrectionImageFilter[itk.Image[itk.F, dim], itk.Image[itk.UC, dim], itk.Image[itk.F, dim]]
+        corrector = n4_type.New(Input=image, MaskImage=mask)
+        corrector.SetNumberOfFittingLevels(len(self.iterations))
+        corrector.SetMaximumNumberOfIterations(self.iterations)
+        corrector.Update()
+        out = torch.from_numpy(itk.array_from_image(corrector.GetOutput()).astype(np.float32))[None]
+        return MetaTensor(out, meta=dict(img.meta)) if isinstance(img, MetaTensor) else out
+
+
+class _ArrayToDict(MapTransform):
+    """Apply an array transform to every key, re-raising ValueErrors with the key name."""
+
+    array_class: type[Transform]
+
+    def __init__(self, keys: KeysCollection, *args: Any, allow_missing_keys: bool = False, **kwargs: Any) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.transform = self.array_class(*args, **kwargs)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = _wrap_key_errors(self.transform, key, d[key])
+        return d
+
+
+class CheckImaged(_ArrayToDict):
+    """Dictionary version of :class:`CheckImage`; errors name the key."""
+
+    array_class = CheckImage
+
+
+class HUWindowd(_ArrayToDict):
+    """Dictionary version of :class:`HUWindow`."""
+
+    array_class = HUWindow
+
+
+class DicomWindowd(_ArrayToDict):
+    """Dictionary version of :class:`DicomWindow`."""
+
+    array_class = DicomWindow
+
+
+class CLAHEd(_ArrayToDict):
+    """Dictionary version of :class:`CLAHE`."""
+
+    array_class = CLAHE
+
+
+class RGBToGrayd(_ArrayToDict):
+    """Dictionary version of :class:`RGBToGray`."""
+
+    array_class = RGBToGray
+
+
+class N4BiasFieldCorrectiond(_ArrayToDict):
+    """Dictionary version of :class:`N4BiasFieldCorrection`."""
+
+    array_class = N4BiasFieldCorrection
+
+
+CheckImageD = CheckImageDict = CheckImaged
+HUWindowD = HUWindowDict = HUWindowd
+DicomWindowD = DicomWindowDict = DicomWindowd
+CLAHED = CLAHEDict = CLAHEd
+RGBToGrayD = RGBToGrayDict = RGBToGrayd
+N4BiasFieldCorrectionD = N4BiasFieldCorrectionDict = N4BiasFieldCorrectiond

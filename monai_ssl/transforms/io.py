@@ -1,0 +1,190 @@
+"""Loading DICOM, NIfTI and PNG/JPEG images as channel-first MetaTensors with the metadata presets need."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import LoadImage, MapTransform, Transform
+
+__all__ = ["LoadMedicalImage", "LoadMedicalImaged", "LoadMedicalImageD", "LoadMedicalImageDict", "load_dicom"]
+
+_SUPPORTED_PI = {"MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_RCT",
+                 "YBR_ICT", "YBR_PARTIAL_420"}
+_DICOM_SUFFIXES = {".dcm", ".dicom", ""}
+
+
+def _float_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        value = value[0]
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_rescale: bool = True) -> MetaTensor:
+    """Read one DICOM file into a channel-first float32 MetaTensor.
+
+    * grey images -> (1, H, W); colour (RGB, YBR_*, PALETTE COLOR) -> (3, H, W), YBR converted to RGB;
+    * multi-frame (cine) images -> (C, F, H, W) with ``meta["is_cine"] = True``;
+    * the modality LUT (RescaleSlope/RescaleIntercept, e.g. CT -> Hounsfield units) is applied;
+    * MONOCHROME1 (bright = low value, common in CR/DX) is inverted so that bright means dense, as MONOCHROME2,
+      and ``meta["PhotometricInterpretation"]`` then reads ``MONOCHROME2``; the original is kept in
+      ``meta["original_photometric_interpretation"]``.
+
+    Metadata also carries ``Modality``, ``WindowCenter``/``WindowWidth`` (first value, None when absent),
+    ``spacing`` and ``filename_or_obj``; the affine encodes the pixel spacing.
+
+    Raises:
+        FileNotFoundError: missing file.
+        ValueError: not DICOM, no pixel data, undecodable pixels, or an unsupported photometric interpretation
+            (the message names the file and the reason).
+    """
+    import pydicom
+    from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+    except Exception as e:  # pydicom raises many types on corrupt files
+        raise ValueError(f"{path}: not a readable DICOM file ({type(e).__name__}: {str(e)[:200]})") from e
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise ValueError(f"{path}: DICOM has no pixel data (Modality {ds.get('Modality', '?')})")
+    pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    if pi not in _SUPPORTED_PI:
+        raise ValueError(f"{path}: unsupported photometric interpretation '{pi}' (supported: {sorted(_SUPPORTED_PI)})")
+    try:
+        arr = ds.pixel_array
+    except Exception as e:
+        raise ValueError(f"{path}: pixel data cannot be decoded ({type(e).__name__}: {str(e)[:200]})") from e
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if pi == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+        pi_out = "RGB"
+    elif pi.startswith("YBR") and pi != "YBR_RCT" and pi != "YBR_ICT":
+        pi_out = "RGB"  # pydicom decodes YBR_FULL(_422) to RGB by default
+    else:
+        pi_out = "RGB" if pi.startswith("YBR") else pi
+    arr = np.asarray(arr)
+    colour = pi_out == "RGB"
+    if not colour and apply_rescale:
+        arr = apply_modality_lut(arr, ds)
+    arr = arr.astype(np.float32, copy=False)
+    if pi == "MONOCHROME1" and invert_monochrome1:
+        arr = arr.max() + arr.min() - arr
+        pi_out = "MONOCHROME2"
+    if colour:
+        arr = np.moveaxis(arr, -1, 0)  # (3, [F,] H, W)
+    else:
+        arr = arr[None]  # (1, [F,] H, W)
+    spacing = [_float_or_none(v) or 1.0 for v in (ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1, 1])]
+    affine = torch.eye(4 if frames > 1 else 3, dtype=torch.float64)
+    offset = 1 if frames > 1 else 0
+    affine[offset, offset], affine[offset + 1, offset + 1] = spacing[0], spacing[1]
+    meta = {
+        "filename_or_obj": str(path),
+        "Modality": str(ds.get("Modality", "") or ""),
+        "PhotometricInterpretation": pi_out,
+        "original_photometric_interpretation": pi,
+        "WindowCenter": _float_or_none(ds.get("WindowCenter")),
+        "WindowWidth": _float_or_none(ds.get("WindowWidth")),
+        "spacing": spacing,
+        "is_cine": frames > 1,
+        "num_frames": frames,
+        "PatientID": str(ds.get("PatientID", "") or ""),
+    }
+    return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)), affine=affine, meta=meta)
+
+
+class LoadMedicalImage(Transform):
+    """Load a DICOM, NIfTI, PNG/JPEG (or any MONAI-readable) file as a channel-first float32 MetaTensor.
+
+    DICOM files go through :func:`load_dicom` (modality LUT, MONOCHROME1 inversion, colour conversion, cine as
+    (C, F, H, W)); everything else through ``monai.transforms.LoadImage(ensure_channel_first=True)``, with
+    PNG/JPEG read in (H, W) row order so 2D images from every source share one orientation.
+
+    Args:
+        invert_monochrome1: invert MONOCHROME1 DICOMs (default True).
+        apply_rescale: apply DICOM RescaleSlope/RescaleIntercept (default True).
+    """
+
+    def __init__(self, invert_monochrome1: bool = True, apply_rescale: bool = True) -> None:
+        self.invert_monochrome1 = invert_monochrome1
+        self.apply_rescale = apply_rescale
+        self._monai = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)
+        self._monai_2d = None
+
+    def __call__(self, filename: str | os.PathLike) -> MetaTensor:
+        path = Path(filename)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: file not found")
+        if path.suffix.lower() in _DICOM_SUFFIXES and path.is_file() and _is_dicom(path):
+            return load_dicom(path, self.invert_monochrome1, self.apply_rescale)
+        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+            if path.stat().st_size == 0:
+                raise ValueError(f"{path}: empty file (0 bytes)")
+            if self._monai_2d is None:
+                from monai.data import PILReader
+
+                self._monai_2d = LoadImage(
+                    reader=PILReader(reverse_indexing=False), image_only=True, ensure_channel_first=True,
+                    dtype=np.float32,
+                )
+            loader = self._monai_2d
+        else:
+            loader = self._monai
+        try:
+            img = loader(str(path))
+        except Exception as e:  # readers raise many types on corrupt files
+            raise ValueError(f"{path}: cannot read image ({type(e).__name__}: {str(e)[:200]})") from e
+        if img.ndim == 4 and path.suffix.lower() in (".png", ".jpg", ".jpeg") and img.shape[0] == 1:
+            img = img[0].movedim(-1, 0)
+        return img
+
+
+def _is_dicom(path: Path) -> bool:
+    if path.suffix.lower() in (".dcm", ".dicom"):
+        return True
+    with open(path, "rb") as f:
+        head = f.read(132)
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+class LoadMedicalImaged(MapTransform):
+    """Dictionary version of :class:`LoadMedicalImage`: replaces each path under ``keys`` by the image."""
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        invert_monochrome1: bool = True,
+        apply_rescale: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.loader = LoadMedicalImage(invert_monochrome1, apply_rescale)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            try:
+                d[key] = self.loader(d[key])
+            except (ValueError, FileNotFoundError) as e:
+                raise type(e)(f"key '{key}': {e}") from e
+        return d
+
+
+LoadMedicalImageD = LoadMedicalImageDict = LoadMedicalImaged

@@ -1,0 +1,147 @@
+"""Modality presets: load a file (DICOM, NIfTI, PNG/JPEG) and return a normalised channel-first tensor.
+
+Each preset is a dictionary ``Compose`` that can be used alone or as the deterministic head of a longer chain
+(e.g. followed by :class:`~monai_ssl.transforms.RandMultiViewd`). All outputs are float32 MetaTensors in [0, 1]
+(CT: one channel per window), resized to ``spatial_size`` when it is given (aspect ratio kept, then padded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from monai.config import KeysCollection
+from monai.transforms import (
+    Compose,
+    CropForegroundd,
+    EnsureTyped,
+    NormalizeIntensityd,
+    RepeatChanneld,
+    Resized,
+    ScaleIntensityd,
+    ScaleIntensityRangePercentilesd,
+    SpatialPadd,
+)
+from monai.utils import ensure_tuple_rep
+
+from .intensity import CLAHEd, CheckImaged, DicomWindowd, HUWindowd, N4BiasFieldCorrectiond, RGBToGrayd
+from .io import LoadMedicalImaged
+from .ultrasound import CineFramed, RandCineFramed, USFanCropd
+
+__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd"]
+
+
+def _resize_pad(keys: KeysCollection, spatial_size: int | Sequence[int] | None, spatial_dims: int) -> list:
+    if spatial_size is None:
+        return []
+    size = ensure_tuple_rep(spatial_size, spatial_dims)
+    return [
+        Resized(keys, spatial_size=max(size), size_mode="longest", mode="area"),
+        SpatialPadd(keys, spatial_size=size),
+        Resized(keys, spatial_size=size, mode="area"),  # no-op unless the padded size still differs
+    ]
+
+
+class CTPresetd(Compose):
+    """CT: file -> Hounsfield units -> optional body crop -> window(s) -> [0, 1] (one channel per window).
+
+    Args:
+        keys: keys holding file paths (or already loaded HU images when ``load=False``).
+        windows: (level, width) pair(s) or names from ``CT_WINDOWS`` (e.g. ``["lung", "mediastinum", "bone"]``).
+        crop_body: crop to the bounding box of voxels above ``body_threshold`` HU (drops air around the patient).
+        spatial_size: output size, or None to keep the native size.
+        spatial_dims: 2 for slices, 3 for volumes.
+        load: start with :class:`LoadMedicalImaged` (DICOM rescale slope/intercept gives HU).
+    """
+
+    def __init__(self, keys: KeysCollection = "image", windows=("mediastinum",), crop_body: bool = True,
+                 body_threshold: float = -500.0, spatial_size=None, spatial_dims: int = 2, load: bool = True):
+        chain = [LoadMedicalImaged(keys)] if load else []
+        chain.append(CheckImaged(keys, spatial_dims=spatial_dims))
+        if crop_body:
+            chain.append(CropForegroundd(keys, source_key=_first(keys), select_fn=partial(_above, threshold=body_threshold),
+                                         allow_smaller=True))
+        chain += [HUWindowd(keys, windows=windows), *_resize_pad(keys, spatial_size, spatial_dims),
+                  EnsureTyped(keys, track_meta=True)]
+        super().__init__(chain)
+
+
+class MRPresetd(Compose):
+    """MR: file -> optional N4 bias correction (ITK) -> percentile clip (0.5-99.5) -> [0, 1] or z-score.
+
+    Args:
+        keys: keys holding file paths.
+        lower, upper: percentiles (of all voxels) mapped to 0 and 1, with clipping.
+        zscore: after clipping, z-score the voxels (only the non-zero ones when ``nonzero``) instead of keeping
+            [0, 1].
+        n4: apply N4 bias field correction first (needs ``itk``).
+    """
+
+    def __init__(self, keys: KeysCollection = "image", lower: float = 0.5, upper: float = 99.5,
+                 zscore: bool = False, nonzero: bool = True, n4: bool = False, spatial_size=None,
+                 spatial_dims: int = 3, load: bool = True):
+        chain = [LoadMedicalImaged(keys)] if load else []
+        chain.append(CheckImaged(keys, spatial_dims=spatial_dims))
+        if n4:
+            chain.append(N4BiasFieldCorrectiond(keys))
+        chain.append(ScaleIntensityRangePercentilesd(keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0,
+                                                     clip=True, relative=False))
+        if zscore:
+            chain.append(NormalizeIntensityd(keys, nonzero=nonzero))
+        chain += [*_resize_pad(keys, spatial_size, spatial_dims), EnsureTyped(keys, track_meta=True)]
+        super().__init__(chain)
+
+
+class XRayPresetd(Compose):
+    """X-ray / CR / DX: file -> MONOCHROME1 inverted (at load) -> grey -> VOI window from the header, else
+    percentile clip -> optional CLAHE -> aspect-preserving resize and pad.
+
+    Args:
+        keys: keys holding file paths.
+        percentiles: clip range used when the header has no window (PNG/JPEG, or DICOM without VOI).
+        use_header_window: use DICOM WindowCenter/WindowWidth when present.
+        clahe: apply CLAHE after windowing.
+        num_channels: replicate grey to this many channels (3 for ImageNet-style backbones).
+    """
+
+    def __init__(self, keys: KeysCollection = "image", percentiles=(0.5, 99.5), use_header_window: bool = True,
+                 clahe: bool = False, spatial_size=224, num_channels: int = 1, load: bool = True):
+        chain = [LoadMedicalImaged(keys)] if load else []
+        chain += [CheckImaged(keys, spatial_dims=2), RGBToGrayd(keys)]
+        if use_header_window:
+            chain.append(DicomWindowd(keys, fallback_percentiles=percentiles))
+        else:
+            chain.append(ScaleIntensityRangePercentilesd(keys, lower=percentiles[0], upper=percentiles[1],
+                                                         b_min=0.0, b_max=1.0, clip=True))
+        if clahe:
+            chain.append(CLAHEd(keys))
+        chain += _resize_pad(keys, spatial_size, 2)
+        if num_channels > 1:
+            chain.append(RepeatChanneld(keys, repeats=num_channels))
+        chain.append(EnsureTyped(keys, track_meta=True))
+        super().__init__(chain)
+
+
+class USPresetd(Compose):
+    """Ultrasound: file -> one cine frame (middle, or random when ``random_frame``) -> grey -> crop to the scan
+    sector (burnt-in text outside it blanked) -> min-max to [0, 1] -> resize and pad.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", frame: str | int = "middle", random_frame: bool = False,
+                 fan_crop: bool = True, spatial_size=224, load: bool = True):
+        chain = [LoadMedicalImaged(keys)] if load else []
+        chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
+        chain += [CheckImaged(keys, spatial_dims=2), RGBToGrayd(keys)]
+        if fan_crop:
+            chain.append(USFanCropd(keys))
+        chain += [ScaleIntensityd(keys, minv=0.0, maxv=1.0), *_resize_pad(keys, spatial_size, 2),
+                  EnsureTyped(keys, track_meta=True)]
+        super().__init__(chain)
+
+
+def _above(x, threshold: float):
+    return x > threshold
+
+
+def _first(keys: KeysCollection) -> str:
+    return keys if isinstance(keys, str) else list(keys)[0]
