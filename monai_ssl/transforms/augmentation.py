@@ -99,7 +99,8 @@ class RandResizedCrop(Randomizable, Transform):
         crop = SpatialCrop(roi_start=start, roi_end=[s + z for s, z in zip(start, size)])(img)
         mode = self.mode or ("bilinear" if len(spatial) == 2 else "trilinear")
         out_size = ensure_tuple_rep(self.spatial_size, len(spatial))
-        return Resize(out_size, mode=mode, align_corners=False)(crop)
+        linear = mode in ("linear", "bilinear", "bicubic", "trilinear")
+        return Resize(out_size, mode=mode, align_corners=False if linear else None)(crop)
 
 
 class RandResizedCropd(Randomizable, MapTransform):

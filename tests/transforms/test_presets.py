@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_ssl.transforms import CTPresetd, MRPresetd, USPresetd, XRayPresetd
+
+
+def _check(img, channels, size, lo=0.0, hi=1.0):
+    assert isinstance(img, MetaTensor)
+    assert img.shape == (channels, *size)
+    assert torch.isfinite(img).all()
+    assert lo <= float(img.min()) and float(img.max()) <= hi + 1e-6
+
+
+def test_ct_preset_real_dicom(dcm):
+    out = CTPresetd(windows=["lung", "mediastinum", "bone"], spatial_size=64)({"image": dcm("CT_small.dcm")})
+    _check(out["image"], 3, (64, 64))
+    assert out["image"].meta["Modality"] == "CT"
+
+
+def test_ct_window_of_known_hu(tmp_path, dcm):
+    ds = pydicom.dcmread(dcm("CT_small.dcm"))
+    arr = np.full(ds.pixel_array.shape, 1024 + 40, dtype=ds.pixel_array.dtype)  # 40 HU everywhere ...
+    arr[:8] = 1024 - 1000  # ... except an air band (-1000 HU)
+    ds.PixelData = arr.tobytes()
+    ds.save_as(tmp_path / "phantom.dcm")
+    img = CTPresetd(windows=(40, 400), crop_body=False)({"image": str(tmp_path / "phantom.dcm")})["image"]
+    assert torch.allclose(img[0, 20:], torch.tensor(0.5))  # level maps to the middle of [0, 1]
+    assert torch.allclose(img[0, :8], torch.tensor(0.0))  # below the window -> 0
+    cropped = CTPresetd(windows=(40, 400), crop_body=True)({"image": str(tmp_path / "phantom.dcm")})["image"]
+    assert cropped.shape[1] == 128 - 8  # the air band is cropped away
+
+
+def test_mr_preset_real_dicom_and_zscore(dcm):
+    out = MRPresetd(spatial_dims=2, spatial_size=(32, 48))({"image": dcm("MR_small.dcm")})
+    _check(out["image"], 1, (32, 48))
+    z = MRPresetd(spatial_dims=2, zscore=True, nonzero=False)({"image": dcm("MR_small.dcm")})["image"]
+    assert abs(float(z.mean())) < 1e-4 and abs(float(z.std()) - 1) < 1e-2
+
+
+def test_mr_preset_nifti_3d(tmp_path):
+    import nibabel as nib
+
+    vol = np.random.default_rng(0).gamma(2.0, 100.0, (20, 22, 18)).astype(np.float32)
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), tmp_path / "t1.nii.gz")
+    out = MRPresetd(spatial_size=16)({"image": str(tmp_path / "t1.nii.gz")})
+    _check(out["image"], 1, (16, 16, 16))
+
+
+def test_xray_preset_monochrome1_and_j2k(dcm):
+    out = XRayPresetd(spatial_size=32, num_channels=3)({"image": dcm("6278")})
+    _check(out["image"], 3, (32, 32))
+    j2k = XRayPresetd(spatial_size=(64, 32), clahe=True)({"image": dcm("JPEG2000.dcm")})
+    _check(j2k["image"], 1, (64, 32))
+
+
+def test_xray_preset_keeps_aspect_with_padding(tmp_path):
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(1).random((50, 100)) * 255).astype(np.uint8)).save(tmp_path / "cxr.png")
+    img = XRayPresetd(spatial_size=64)({"image": str(tmp_path / "cxr.png")})["image"]
+    _check(img, 1, (64, 64))
+    assert float(img[0, :10].abs().sum()) == 0 and float(img[0, 30].abs().sum()) > 0  # padded top, content middle
+
+
+@pytest.mark.parametrize("name", ["examples_ybr_color.dcm", "examples_rgb_color.dcm"])
+def test_us_preset_real_dicom(dcm, name):
+    out = USPresetd(spatial_size=96, random_frame=True)({"image": dcm(name)})
+    _check(out["image"], 1, (96, 96))
+    assert out["image"].max() > 0.5
+
+
+def _chain(exc: BaseException) -> str:
+    messages = []
+    while exc is not None:
+        messages.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__
+    return " <- ".join(messages)
+
+
+@pytest.mark.parametrize(
+    "image,match",
+    [(torch.full((1, 8, 8), float("nan")), "key 'image'.*64 non-finite"),
+     (torch.zeros(1, 4, 4, 4), "key 'image'.*expected a channel-first 2D image"),
+     (torch.zeros(1, 0, 4), "key 'image'.*empty image")],
+)
+def test_preset_bad_input_names_key(image, match):
+    # MONAI's Compose wraps errors in RuntimeError("applying transform ..."); the cause names key and reason
+    with pytest.raises(RuntimeError) as info:
+        XRayPresetd(load=False)({"image": image})
+    assert __import__("re").search("ValueError: " + match, _chain(info.value))
