@@ -4,4 +4,12 @@ from __future__ import annotations
 
 from .enums import SSLKeys, view_key
 
-__all__ = ["SSLKeys", "view_key"]
+__all__ = ["SSLKeys", "view_key", "gather_with_grad", "get_rank", "get_world_size"]
+
+
+def __getattr__(name: str):
+    if name in ("gather_with_grad", "get_rank", "get_world_size"):
+        from . import dist
+
+        return getattr(dist, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
