@@ -1,1 +1,26 @@
-"""(populated by its issue)."""
+"""Networks, blocks and weight-transfer utilities."""
+
+from __future__ import annotations
+
+from .blocks import ProjectionHead
+from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
+from .nets import ContrastiveModel, pool_features
+from .patching import patchify, unpatchify
+from .weights import WeightLoadReport, load_checkpoint_weights, load_mapped_state_dict, mae_vit_to_monai_vit
+
+__all__ = [
+    "ContrastiveModel",
+    "ProjectionHead",
+    "pool_features",
+    # masked-autoencoder utilities
+    "WeightLoadReport",
+    "block_mask_to_tokens",
+    "entropy_guided_mask",
+    "load_checkpoint_weights",
+    "load_mapped_state_dict",
+    "mae_vit_to_monai_vit",
+    "patchify",
+    "random_unit_mask",
+    "unit_entropy",
+    "unpatchify",
+]

@@ -1,1 +1,7 @@
-"""(populated by its issue)."""
+"""Network building blocks."""
+
+from __future__ import annotations
+
+from .heads import ProjectionHead
+
+__all__ = ["ProjectionHead"]

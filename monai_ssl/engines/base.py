@@ -1,0 +1,137 @@
+"""The thin trainer all SSL engines share: one optimisation step per iteration, everything else is a handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+from monai.engines import Trainer
+from monai.engines.utils import IterationEvents, default_metric_cmp_fn
+from monai.transforms import Transform
+from torch import nn
+from torch.optim import Optimizer
+
+from ..utils.enums import SSLKeys
+
+__all__ = ["SSLTrainer", "prepare_ssl_batch"]
+
+
+def prepare_ssl_batch(batchdata: Any, device: torch.device | str | None = None, non_blocking: bool = False,
+                      **kwargs: Any) -> dict:
+    """Move every tensor of a batch dictionary to ``device``; other values (ids, paths) pass through."""
+    if not isinstance(batchdata, dict):
+        raise TypeError(f"SSL trainers expect dictionary batches, got {type(batchdata).__name__}")
+    return {k: v.to(device, non_blocking=non_blocking, **kwargs) if isinstance(v, torch.Tensor) else v
+            for k, v in batchdata.items()}
+
+
+class SSLTrainer(Trainer):
+    """Base trainer for self-supervised objectives, a thin ``monai.engines.Trainer``.
+
+    Each iteration: prepare the batch -> ``compute_loss(engine, batch)`` under autocast -> backward (through a
+    ``GradScaler`` for fp16) -> optional gradient-norm clipping -> optimizer step. Subclasses implement only
+    :meth:`compute_loss`, returning a dict holding at least ``SSLKeys.LOSS``; it becomes ``engine.state.output``
+    (tensors detached). Checkpointing, LR schedules, logging, NaN guarding and monitors are handlers.
+
+    Fires MONAI's ``IterationEvents`` (FORWARD_COMPLETED, LOSS_COMPLETED before backward, BACKWARD_COMPLETED,
+    MODEL_COMPLETED), so a handler on LOSS_COMPLETED can stop a bad step before it reaches the weights.
+
+    Args:
+        device, max_epochs, train_data_loader, epoch_length, non_blocking, iteration_update, postprocessing,
+        key_train_metric, additional_metrics, metric_cmp_fn, train_handlers, event_names, event_to_attr,
+        to_kwargs: as ``monai.engines.SupervisedTrainer``.
+        network: the model being trained.
+        optimizer: its optimizer.
+        loss_function: the SSL loss (used by subclasses).
+        prepare_batch: batch preparation; defaults to moving every tensor of the batch dict to ``device``.
+        amp: use automatic mixed precision.
+        amp_dtype: ``torch.bfloat16`` (default) or ``torch.float16`` (adds a ``GradScaler``).
+        grad_clip_norm: clip the global gradient norm to this value (None: no clipping).
+    """
+
+    def __init__(
+        self,
+        device: torch.device | str,
+        max_epochs: int,
+        train_data_loader: Iterable,
+        network: nn.Module,
+        optimizer: Optimizer,
+        loss_function: Callable,
+        epoch_length: int | None = None,
+        non_blocking: bool = False,
+        prepare_batch: Callable = prepare_ssl_batch,
+        iteration_update: Callable | None = None,
+        postprocessing: Transform | None = None,
+        key_train_metric: dict | None = None,
+        additional_metrics: dict | None = None,
+        metric_cmp_fn: Callable = default_metric_cmp_fn,
+        train_handlers: Sequence | None = None,
+        amp: bool = False,
+        amp_dtype: torch.dtype = torch.bfloat16,
+        grad_clip_norm: float | None = None,
+        event_names: list | None = None,
+        event_to_attr: dict | None = None,
+        to_kwargs: dict | None = None,
+    ) -> None:
+        if amp_dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"amp_dtype must be torch.bfloat16 or torch.float16, got {amp_dtype}")
+        super().__init__(
+            device=torch.device(device),
+            max_epochs=max_epochs,
+            data_loader=train_data_loader,
+            epoch_length=epoch_length,
+            non_blocking=non_blocking,
+            prepare_batch=prepare_batch,
+            iteration_update=iteration_update,
+            postprocessing=postprocessing,
+            key_metric=key_train_metric,
+            additional_metrics=additional_metrics,
+            metric_cmp_fn=metric_cmp_fn,
+            handlers=train_handlers,
+            amp=amp,
+            event_names=[IterationEvents, *(event_names or [])],
+            event_to_attr=event_to_attr,
+            decollate=False,
+            to_kwargs=to_kwargs,
+        )
+        self.network = network
+        self.optimizer = optimizer
+        self.loss_function = loss_function
+        self.amp_dtype = amp_dtype
+        self.grad_clip_norm = grad_clip_norm
+        use_scaler = amp and amp_dtype == torch.float16
+        self.grad_scaler = torch.amp.GradScaler(torch.device(device).type, enabled=use_scaler)
+
+    def run(self) -> None:  # noqa: D102 - keep our scaler (MONAI's Trainer.run makes a CUDA-only one)
+        self.scaler = self.grad_scaler
+        super(Trainer, self).run()
+
+    def compute_loss(self, engine: SSLTrainer, batch: dict) -> dict[str, Any]:
+        """Forward pass and loss for one prepared batch; must return a dict with ``SSLKeys.LOSS``."""
+        raise NotImplementedError
+
+    def _iteration(self, engine: SSLTrainer, batchdata: dict) -> dict:
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        batch = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=engine.state.device.type, dtype=engine.amp_dtype, enabled=engine.amp):
+            output = engine.compute_loss(engine, batch)
+        if SSLKeys.LOSS.value not in output:
+            raise KeyError(f"{type(engine).__name__}.compute_loss must return '{SSLKeys.LOSS.value}'")
+        engine.state.output = output
+        engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        loss = output[SSLKeys.LOSS.value]
+        engine.grad_scaler.scale(loss).backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        if engine.grad_clip_norm is not None:
+            engine.grad_scaler.unscale_(engine.optimizer)
+            torch.nn.utils.clip_grad_norm_(engine.network.parameters(), engine.grad_clip_norm)
+        engine.grad_scaler.step(engine.optimizer)
+        engine.grad_scaler.update()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        engine.state.output = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in output.items()}
+        return engine.state.output
