@@ -1,0 +1,230 @@
+"""Loading pretrained (SSL) weights into downstream networks with an explicit key map and a report.
+
+``load_checkpoint_weights`` reads a checkpoint safely (``weights_only=True``) and unwraps the usual
+containers; ``load_mapped_state_dict`` renames keys, copies what fits and reports what was loaded,
+missing, unexpected, skipped and shape-mismatched, raising a clear error when too little was loaded;
+``mae_vit_to_monai_vit`` maps a :class:`~monai_ssl.networks.nets.MaskedAutoencoderViT` encoder onto
+``monai.networks.nets.ViT`` (or the ``vit`` of ``UNETR`` with ``prefix="vit."``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = [
+    "WeightLoadReport",
+    "load_mapped_state_dict",
+    "load_checkpoint_weights",
+    "mae_vit_to_monai_vit",
+    "MAE_VIT_ENCODER_PREFIXES",
+]
+
+logger = logging.getLogger(__name__)
+
+KeyMap = Mapping[str, str] | Callable[[str], "str | None"]
+
+# parameter/buffer name prefixes of the MaskedAutoencoderViT encoder (names identical to monai ViT)
+MAE_VIT_ENCODER_PREFIXES = ("patch_embedding.", "blocks.", "norm.")
+
+
+@dataclass
+class WeightLoadReport:
+    """What :func:`load_mapped_state_dict` did.
+
+    Attributes:
+        loaded: target keys that received a tensor.
+        missing: target keys that received nothing (keep their current values).
+        unexpected: mapped source keys with no such key in the target.
+        skipped: source keys the key map dropped (mapped to ``None``).
+        mismatched: ``(target key, source shape, target shape)`` for shape conflicts (not loaded).
+        num_source: number of source keys after dropping ``skipped``.
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+    num_source: int = 0
+
+    @property
+    def loaded_fraction(self) -> float:
+        """Share of the (non-skipped) source tensors that were loaded into the target."""
+        return len(self.loaded) / self.num_source if self.num_source else 0.0
+
+    @property
+    def target_fraction(self) -> float:
+        """Share of the target's keys that were loaded."""
+        total = len(self.loaded) + len(self.missing)
+        return len(self.loaded) / total if total else 0.0
+
+    def summary(self, max_keys: int = 10) -> str:
+        """Human-readable multi-line summary (lists truncated to ``max_keys``)."""
+
+        def _fmt(keys: list) -> str:
+            shown = ", ".join(str(k) for k in keys[:max_keys])
+            return shown + (f", ... (+{len(keys) - max_keys})" if len(keys) > max_keys else "")
+
+        lines = [
+            f"loaded {len(self.loaded)}/{self.num_source} source tensors ({100 * self.loaded_fraction:.1f}%), "
+            f"{100 * self.target_fraction:.1f}% of target keys",
+            f"missing in source ({len(self.missing)}): {_fmt(self.missing)}",
+            f"unexpected (no such target key) ({len(self.unexpected)}): {_fmt(self.unexpected)}",
+            f"shape-mismatched ({len(self.mismatched)}): {_fmt(self.mismatched)}",
+            f"skipped by key map ({len(self.skipped)}): {_fmt(self.skipped)}",
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _apply_key_map(key: str, key_map: KeyMap | None) -> str | None:
+    if key_map is None:
+        return key
+    if callable(key_map):
+        return key_map(key)
+    return key_map.get(key, key)
+
+
+def load_mapped_state_dict(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    key_map: KeyMap | None = None,
+    min_loaded_fraction: float = 0.5,
+    strict_shapes: bool = True,
+    verbose: bool = True,
+) -> WeightLoadReport:
+    """Copy ``state_dict`` into ``model`` through ``key_map`` and report what happened.
+
+    Args:
+        model: target network; its tensors are updated in place (``load_state_dict(strict=False)``).
+        state_dict: source tensors (e.g. from :func:`load_checkpoint_weights`).
+        key_map: ``None`` (names unchanged), a mapping ``{source key: target key}`` (keys absent from it
+            keep their name) or a callable ``source key -> target key or None`` (``None`` drops the key).
+        min_loaded_fraction: raise when fewer than this share of the (non-dropped) source tensors were
+            loaded, which catches a wrong key map or architecture.
+        strict_shapes: raise on a shape mismatch; when ``False`` mismatched keys are skipped and reported.
+        verbose: log the report at INFO level.
+
+    Returns:
+        a :class:`WeightLoadReport`.
+
+    Raises:
+        ValueError: on shape mismatches with ``strict_shapes`` or when too little would be loaded; the model
+            is left untouched in both cases.
+    """
+    report = WeightLoadReport()
+    target = model.state_dict()
+    to_load: dict[str, torch.Tensor] = {}
+    for src_key, value in state_dict.items():
+        dst_key = _apply_key_map(src_key, key_map)
+        if dst_key is None:
+            report.skipped.append(src_key)
+            continue
+        report.num_source += 1
+        if dst_key not in target:
+            report.unexpected.append(dst_key)
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"state_dict[{src_key!r}] is a {type(value).__name__}, expected a tensor.")
+        if tuple(value.shape) != tuple(target[dst_key].shape):
+            report.mismatched.append((dst_key, tuple(value.shape), tuple(target[dst_key].shape)))
+            continue
+        to_load[dst_key] = value
+    if report.mismatched and strict_shapes:
+        raise ValueError(
+            f"{len(report.mismatched)} tensors have shapes that do not match {type(model).__name__} "
+            f"(key, source, target): {report.mismatched[:10]}; pass strict_shapes=False to skip them."
+        )
+    report.loaded = sorted(to_load)
+    report.missing = sorted(set(target) - set(to_load))
+    if report.num_source == 0 or report.loaded_fraction < min_loaded_fraction:
+        raise ValueError(
+            f"only {len(report.loaded)} of {report.num_source} source tensors matched {type(model).__name__} "
+            f"(min_loaded_fraction={min_loaded_fraction}); wrong key map or architecture? Nothing was loaded.\n"
+            f"{report.summary()}"
+        )
+    model.load_state_dict(to_load, strict=False)
+    if verbose:
+        logger.info("loading weights into %s:\n%s", type(model).__name__, report.summary())
+    return report
+
+
+_CONTAINER_KEYS = ("state_dict", "model", "network", "net", "model_state_dict", "module")
+
+
+def load_checkpoint_weights(
+    path: str | os.PathLike, key: str | None = None, strip_prefix: str | None = "module."
+) -> dict[str, torch.Tensor]:
+    """Read a checkpoint safely and return its flat ``{name: tensor}`` state dict.
+
+    Uses ``torch.load(path, map_location="cpu", weights_only=True)``. When the file holds a container
+    (Ignite/MONAI ``{"network": ..., "optimizer": ...}``, Lightning ``{"state_dict": ...}``, ...), the
+    entry ``key`` is returned, else the first of ``state_dict``, ``model``, ``network``, ``net``,
+    ``model_state_dict``, ``module`` that holds tensors. A DDP ``module.`` prefix is stripped.
+
+    Args:
+        path: checkpoint file.
+        key: entry holding the weights inside a container checkpoint (``None``: auto-detect).
+        strip_prefix: prefix removed from every key that has it (``None`` keeps keys as they are).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file cannot be read as a weights-only checkpoint, or holds no tensor dict.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle/zip errors differ between torch versions
+        raise ValueError(f"cannot read checkpoint {path} with weights_only=True (corrupt or unsafe file): {err}") from err
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict of tensors.")
+    if key is not None:
+        if key not in obj:
+            raise ValueError(f"checkpoint {path} has no entry {key!r}; entries: {sorted(obj)[:20]}.")
+        obj = obj[key]
+    else:
+        for name in _CONTAINER_KEYS:
+            if isinstance(obj.get(name), Mapping):
+                obj = obj[name]
+                break
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, Mapping) else {}
+    if not tensors:
+        raise ValueError(f"checkpoint {path} (entry {key!r}) holds no tensors; entries: {list(obj)[:20]}.")
+    if strip_prefix:
+        tensors = {(k[len(strip_prefix):] if k.startswith(strip_prefix) else k): v for k, v in tensors.items()}
+    return tensors
+
+
+def mae_vit_to_monai_vit(state_dict: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Map a ``MaskedAutoencoderViT`` state dict onto ``monai.networks.nets.ViT`` (``classification=False``).
+
+    The MAE encoder uses MONAI's parameter names (``patch_embedding.patch_embeddings``,
+    ``patch_embedding.position_embeddings``, ``blocks.{i}.{norm1,attn.qkv,attn.out_proj,norm2,
+    mlp.linear1,mlp.linear2}``, ``norm``), so the map keeps encoder keys, adds ``prefix`` and drops the
+    decoder (``decoder_*``, ``mask_token``). The fixed sin-cos position table is exported as
+    ``position_embeddings`` and loads into a learnable or sin-cos ViT alike.
+
+    Args:
+        state_dict: MAE weights (a ``MaskedAutoencoderViT.state_dict()`` or a loaded checkpoint).
+        prefix: added to every key, e.g. ``"vit."`` for ``monai.networks.nets.UNETR``.
+
+    Returns:
+        ``{target key: tensor}`` to pass to :func:`load_mapped_state_dict` (or ``load_state_dict``).
+    """
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith(MAE_VIT_ENCODER_PREFIXES):
+            out[prefix + k] = v
+    if not out:
+        raise ValueError("state_dict holds no MaskedAutoencoderViT encoder keys (patch_embedding.*, blocks.*, norm.*).")
+    return out
