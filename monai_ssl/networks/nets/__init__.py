@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .contrastive import ContrastiveModel, pool_features
+from .mae import MaskedAutoencoderViT, sincos_position_embedding
 
-__all__ = ["ContrastiveModel", "pool_features"]
+__all__ = ["ContrastiveModel", "MaskedAutoencoderViT", "pool_features", "sincos_position_embedding"]
