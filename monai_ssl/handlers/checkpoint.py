@@ -19,7 +19,7 @@ __all__ = ["RNGState", "SSLCheckpointHandler", "load_checkpoint", "latest_checkp
 logger = logging.getLogger(__name__)
 
 
-def _find_random_states(root: Any, max_depth: int = 8) -> list[np.random.RandomState]:
+def _find_random_states(root: Any, max_depth: int = 64) -> list[np.random.RandomState]:
     """Every ``numpy.random.RandomState`` reachable from ``root`` through attributes, lists and dicts.
 
     MONAI's ``Randomizable`` transforms keep their stream in ``.R``; collecting them lets a checkpoint restore the
@@ -170,7 +170,10 @@ class SSLCheckpointHandler:
         if self.resume:
             path = latest_checkpoint(self.save_dir)
             if path is not None:
+                target_epochs = engine.state.max_epochs
                 load_checkpoint(path, self.to_save)
+                # the checkpoint carries the old run's max_epochs; keep this run's target (train on to it)
+                engine.state.max_epochs = max(target_epochs or 0, engine.state.epoch)
                 self.resumed_from = path
                 logger.info("resumed from %s at epoch %d, iteration %d", path, engine.state.epoch,
                             engine.state.iteration)
