@@ -6,12 +6,14 @@ from .checkpoint import RNGState, SSLCheckpointHandler, latest_checkpoint, load_
 from .knn_monitor import KNNMonitor
 from .logging import attach_default_handlers, loss_from_output
 from .nan_guard import NaNGuard, NonFiniteLossError
+from .pair_schedule import PairModeSchedule
 from .reconstruction_images import ReconstructionImageHandler, reconstruction_grid
 
 __all__ = [
     "KNNMonitor",
     "NaNGuard",
     "NonFiniteLossError",
+    "PairModeSchedule",
     "RNGState",
     "ReconstructionImageHandler",
     "SSLCheckpointHandler",
