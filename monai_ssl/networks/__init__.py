@@ -5,6 +5,15 @@ from __future__ import annotations
 from .blocks import ProjectionHead
 from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
 from .nets import ContrastiveModel, pool_features
+from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
+    ConvNeXt,
+    ConvNeXtMAE,
+    SwinMAE,
+    convnext_mae_to_convnext,
+    convnext_small,
+    convnext_tiny,
+    swin_mae_to_swinunetr,
+)
 from .patching import patchify, unpatchify
 from .weights import WeightLoadReport, load_checkpoint_weights, load_mapped_state_dict, mae_vit_to_monai_vit
 
@@ -23,4 +32,13 @@ __all__ = [
     "random_unit_mask",
     "unit_entropy",
     "unpatchify",
+]
+__all__ += [  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
+    "ConvNeXt",
+    "ConvNeXtMAE",
+    "SwinMAE",
+    "convnext_mae_to_convnext",
+    "convnext_small",
+    "convnext_tiny",
+    "swin_mae_to_swinunetr",
 ]
