@@ -15,6 +15,7 @@ from monai.transforms import (
     Compose,
     CropForegroundd,
     EnsureTyped,
+    MedianSmoothd,
     NormalizeIntensityd,
     RepeatChanneld,
     Resized,
@@ -124,16 +125,19 @@ class XRayPresetd(Compose):
 
 class USPresetd(Compose):
     """Ultrasound: file -> one cine frame (middle, or random when ``random_frame``) -> grey -> crop to the scan
-    sector (burnt-in text outside it blanked) -> min-max to [0, 1] -> resize and pad.
+    sector (burnt-in text outside it blanked) -> optional light speckle smoothing (median filter of radius
+    ``despeckle_radius``) -> min-max to [0, 1] -> resize and pad.
     """
 
     def __init__(self, keys: KeysCollection = "image", frame: str | int = "middle", random_frame: bool = False,
-                 fan_crop: bool = True, spatial_size=224, load: bool = True):
+                 fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
         chain += [CheckImaged(keys, spatial_dims=2), RGBToGrayd(keys)]
         if fan_crop:
             chain.append(USFanCropd(keys))
+        if despeckle_radius > 0:
+            chain.append(MedianSmoothd(keys, radius=despeckle_radius))
         chain += [ScaleIntensityd(keys, minv=0.0, maxv=1.0), *_resize_pad(keys, spatial_size, 2),
                   EnsureTyped(keys, track_meta=True)]
         super().__init__(chain)

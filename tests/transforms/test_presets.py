@@ -93,3 +93,11 @@ def test_preset_bad_input_names_key(image, match):
     with pytest.raises(RuntimeError) as info:
         XRayPresetd(load=False)({"image": image})
     assert __import__("re").search("ValueError: " + match, _chain(info.value))
+
+
+def test_us_despeckle_smooths(dcm):
+    plain = USPresetd(spatial_size=None)({"image": dcm("examples_rgb_color.dcm")})["image"]
+    smooth = USPresetd(spatial_size=None, despeckle_radius=1)({"image": dcm("examples_rgb_color.dcm")})["image"]
+    assert smooth.shape == plain.shape
+    tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()  # noqa: E731 - total variation
+    assert tv(smooth) < tv(plain)
