@@ -21,6 +21,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 __all__ = ["MixedModalityDataset", "MixedModalitySampler", "modality_probabilities"]
 
 Weighting = str | float | Mapping[str, float]
+_BAD_WEIGHTING = "weighting must be 'proportional', 'balanced', a float alpha or a mapping, got {!r}."
 
 
 def modality_probabilities(sizes: Mapping[str, int], weighting: Weighting = "proportional") -> dict[str, float]:
@@ -56,11 +57,11 @@ def modality_probabilities(sizes: Mapping[str, int], weighting: Weighting = "pro
         elif weighting == "balanced":
             raw = {m: 1.0 for m in sizes}
         else:
-            raise ValueError(f"weighting must be 'proportional', 'balanced', a float alpha or a mapping, got {weighting!r}.")
+            raise ValueError(_BAD_WEIGHTING.format(weighting))
     elif isinstance(weighting, (int, float)) and not isinstance(weighting, bool):
         raw = {m: float(n) ** float(weighting) for m, n in sizes.items()}
     else:
-        raise ValueError(f"weighting must be 'proportional', 'balanced', a float alpha or a mapping, got {weighting!r}.")
+        raise ValueError(_BAD_WEIGHTING.format(weighting))
     if any(w < 0 or w != w for w in raw.values()):
         raise ValueError(f"modality weights must be >= 0, got {raw}.")
     total = sum(raw.values())
@@ -85,7 +86,8 @@ class MixedModalityDataset(Dataset):
     Example::
 
         ds = MixedModalityDataset(
-            {"xray": MedMNISTDataset(root, "pneumoniamnist", "train"), "us": MedMNISTDataset(root, "breastmnist", "train")},
+            {"xray": MedMNISTDataset(root, "pneumoniamnist", "train"),
+             "us": MedMNISTDataset(root, "breastmnist", "train")},
             transforms={"xray": XRayPresetd(load=False, spatial_size=64), "us": USPresetd(load=False, spatial_size=64)},
         )
         loader = DataLoader(ds, batch_size=32, sampler=MixedModalitySampler(ds, "balanced", seed=0))
@@ -191,7 +193,10 @@ class MixedModalitySampler(WeightedRandomSampler):
         replacement: bool = True,
         seed: int = 0,
     ) -> None:
-        sizes = dict(data.sizes) if isinstance(data, MixedModalityDataset) else {str(k): int(v) for k, v in data.items()}
+        if isinstance(data, MixedModalityDataset):
+            sizes = dict(data.sizes)
+        else:
+            sizes = {str(k): int(v) for k, v in data.items()}
         self.probabilities = modality_probabilities(sizes, weighting)
         self.sizes, self.weighting, self.seed, self.epoch = sizes, weighting, int(seed), 0
         weights = torch.cat(

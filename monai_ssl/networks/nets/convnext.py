@@ -78,7 +78,9 @@ class ConvNeXtBlock(nn.Module):
         self.pwconv1 = nn.Linear(dim, 4 * dim)
         self.act = nn.GELU()
         self.pwconv2 = nn.Linear(4 * dim, dim)
-        self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value))) if layer_scale_init_value > 0 else None
+        self.gamma = None
+        if layer_scale_init_value > 0:
+            self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale_init_value)))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -197,7 +199,7 @@ class ConvNeXt(nn.Module):
         return x
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """``(B, C, *spatial)`` feature map -> GAP -> LayerNorm -> ``(B, C)`` (``pre_logits``) or ``(B, num_classes)``."""
+        """``(B, C, *spatial)`` map -> GAP -> LayerNorm -> ``(B, C)`` (``pre_logits``) or ``(B, num_classes)``."""
         if self.head is None:
             raise RuntimeError("this ConvNeXt was built with use_head=False; it has no classification head.")
         x = self.head.norm(x.flatten(2).mean(-1))

@@ -91,7 +91,8 @@ class ConvNeXtMAE(nn.Module):
         self.decoder = ConvNeXtBlock(spatial_dims, decoder_dim)
         self.decoder_pred = conv(decoder_dim, math.prod(self.pred_patch_size) * in_channels, kernel_size=1)
         nn.init.normal_(self.mask_token, std=0.02)
-        for m in (self.decoder_embed, self.decoder_pred, self.decoder.dwconv, self.decoder.pwconv1, self.decoder.pwconv2):
+        dec = self.decoder
+        for m in (self.decoder_embed, self.decoder_pred, dec.dwconv, dec.pwconv1, dec.pwconv2):
             nn.init.trunc_normal_(m.weight, std=0.02)
             nn.init.zeros_(m.bias)
 

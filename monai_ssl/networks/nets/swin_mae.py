@@ -121,7 +121,7 @@ class SwinMAE(nn.Module):
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if len(depths) != 4 or len(num_heads) != 4 or len(decoder_depths) != 4:
-            raise ValueError("MONAI's SwinTransformer has four stages: depths, num_heads, decoder_depths need 4 values.")
+            raise ValueError("MONAI's SwinTransformer has four stages: depths, num_heads, decoder_depths need 4 values")
         if mask_mode not in ("random", "entropy"):
             raise ValueError(f"mask_mode must be 'random' or 'entropy', got {mask_mode!r}.")
         if not 0.0 <= masking_ratio <= 1.0:
