@@ -21,6 +21,8 @@ _LAZY = {
     "COVID_CXR_SHA256": "covid_cxr",
     "MultiInstanceDataset": "multi_instance",
     "MixedModalityDataset": "mixed_modality",
+    "MixedModalitySampler": "mixed_modality",
+    "modality_probabilities": "mixed_modality",
 }
 
 __all__ = [

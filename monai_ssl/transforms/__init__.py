@@ -40,6 +40,15 @@ from .intensity import (
 )
 from .io import LoadMedicalImage, LoadMedicalImaged, LoadMedicalImageD, LoadMedicalImageDict, load_dicom
 from .multiview import RandMultiViewd, RandMultiViewD, RandMultiViewDict
+from .pretext import (
+    RandJigsaw,
+    RandJigsawd,
+    RandRelativePatch,
+    RandRelativePatchd,
+    RandRotationPretext,
+    RandRotationPretextd,
+    hamming_permutations,
+)
 from .presets import CTPresetd, MRPresetd, USPresetd, XRayPresetd
 from .ultrasound import (
     CineFrame,
