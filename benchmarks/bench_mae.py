@@ -80,7 +80,7 @@ class Step:
             self.eager_fwd = lambda x: loss(*_swap(self.model(x), x))
         else:
             self.eager_fwd = lambda x: masked_mse(*_swap(self.model(x), x), patch)
-        self.fwd = torch.compile(self.eager_fwd) if "compile" in setting else self.eager_fwd
+        self.fwd = torch.compile(self.eager_fwd, dynamic=False) if "compile" in setting else self.eager_fwd
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, **({"fused": True} if device == "cuda" else {}))
         self.amp = "bf16" in setting
         torch.backends.cuda.matmul.allow_tf32 = "tf32" in setting or "bf16" in setting
@@ -152,6 +152,7 @@ def run(device: str, repeats: int, warmup: int, cases: list[str], settings: list
     for case in cases:
         batch = CASES[case][3] if device == "cpu" else CASES[case][4]
         steps, errors = {}, {}
+        torch._dynamo.reset()
         for kind, setting in settings:
             try:
                 st = Step(kind, case, device, setting, batch)

@@ -45,6 +45,13 @@ def num_masked_units(num_units: int, mask_ratio: float) -> int:
     return int(round(float(mask_ratio) * int(num_units)))
 
 
+def _rand(batch_size: int, num_units: int, device, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform ``[0, 1)`` noise; ``generator`` only passed when given (keeps ``torch.compile`` dynamic shapes working)."""
+    if generator is None:
+        return torch.rand(batch_size, num_units, device=device)
+    return torch.rand(batch_size, num_units, device=device, generator=generator)
+
+
 def _mask_from_shuffle(ids_shuffle: torch.Tensor, num_masked: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask ``(B, L)`` and ``ids_restore`` from a visible-first permutation."""
     batch_size, num_units = ids_shuffle.shape
@@ -76,7 +83,7 @@ def random_unit_mask(
     num_masked = num_masked_units(num_units, mask_ratio)
     if device is None:
         device = generator.device if generator is not None else "cpu"
-    noise = torch.rand(batch_size, num_units, device=device, generator=generator)
+    noise = _rand(batch_size, num_units, device, generator)
     ids_shuffle = torch.argsort(noise, dim=1)  # ascending: smallest noise kept
     mask, ids_restore = _mask_from_shuffle(ids_shuffle, num_masked)
     return mask, ids_shuffle, ids_restore
@@ -187,12 +194,12 @@ def entropy_guided_mask(
     device = entropy.device
 
     # uniform keys in [0, 1) for the random share; guided units get +2 so they sort last (= masked)
-    score = torch.rand(batch_size, num_units, device=device, generator=generator)
+    score = _rand(batch_size, num_units, device, generator)
     if num_guided > 0:
         h = entropy.detach().float()
         h_std = (h - h.mean(dim=1, keepdim=True)) / (h.std(dim=1, keepdim=True, unbiased=False) + eps)
         log_pi = torch.log_softmax(float(beta) * h_std, dim=1)
-        u = torch.rand(batch_size, num_units, device=device, generator=generator)
+        u = _rand(batch_size, num_units, device, generator)
         gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
         top = torch.topk(log_pi + gumbel, num_guided, dim=1).indices
         score = score.scatter_add(1, top, torch.full_like(top, 2, dtype=score.dtype))

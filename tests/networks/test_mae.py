@@ -149,3 +149,13 @@ def test_errors():
     model = MaskedAutoencoderViT(1, 32, 8, spatial_dims=2, **SMALL)
     with pytest.raises(ValueError, match="does not match"):
         model(torch.rand(1, 3, 32, 32))
+
+
+@pytest.mark.slow  # ~15 s on 2 CPU cores (Dynamo start-up)
+def test_torch_compile_dynamic_shapes():
+    """Dynamo traces the masking (no data-dependent Python control flow), also with symbolic batch sizes."""
+    model = MaskedAutoencoderViT(1, (16, 16, 16), 8, spatial_dims=3, mask_mode="entropy", **SMALL)
+    compiled = torch.compile(model, backend="eager", dynamic=True, fullgraph=True)
+    for b in (2, 3):
+        pred, mask = compiled(torch.rand(b, 1, 16, 16, 16))
+        assert pred.shape == (b, 8, 512) and torch.equal(mask.sum(1), torch.full((b,), 6.0))
