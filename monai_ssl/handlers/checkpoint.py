@@ -177,9 +177,20 @@ class SSLCheckpointHandler:
                 self.resumed_from = path
                 logger.info("resumed from %s at epoch %d, iteration %d", path, engine.state.epoch,
                             engine.state.iteration)
+                if engine.state.epoch >= engine.state.max_epochs:
+                    # Ignite restarts a finished state from epoch 0 on run(); a finished run stays finished
+                    counters = (engine.state.epoch, engine.state.iteration)
+                    engine.add_event_handler(Events.STARTED, self._keep_finished, counters)
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_every_epochs), self._checkpoint)
         if self.save_every_iterations:
             engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_every_iterations), self._checkpoint)
+
+    @staticmethod
+    def _keep_finished(engine: Engine, counters: tuple[int, int]) -> None:
+        if engine.state.iteration == 0:
+            engine.state.epoch, engine.state.iteration = counters
+            logger.info("run already finished at epoch %d (iteration %d): nothing to train; raise max_epochs "
+                        "to train on", *counters)
 
     @property
     def last_checkpoint(self) -> Path | None:

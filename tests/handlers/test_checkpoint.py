@@ -88,3 +88,25 @@ def test_rng_state_roundtrip_restores_transform_streams():
     b = [ds[i]["image_view_0"] for i in range(3)]
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y)
+
+
+def test_rerunning_a_finished_run_does_not_retrain(tmp_path):
+    trainer, model, *rest = make_trainer(max_epochs=2)
+    _attach(trainer, model, *rest, tmp_path)
+    trainer.run()
+    done_iteration = trainer.state.iteration
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+
+    again = make_trainer(max_epochs=2, seed=5)
+    handler = _attach(*again, tmp_path)
+    again[0].run()  # Ignite alone would restart a finished state from epoch 0
+    assert handler.resumed_from is not None
+    assert again[0].state.epoch == 2 and again[0].state.iteration == done_iteration
+    for name, value in again[1].state_dict().items():
+        assert torch.equal(value, weights[name]), f"{name} was retrained"
+    assert sorted(p.name for p in tmp_path.glob("*.pt"))[-1] == f"checkpoint_{done_iteration}.pt"
+
+    longer = make_trainer(max_epochs=3, seed=5)
+    _attach(*longer, tmp_path)
+    longer[0].run()  # a larger target trains on from the checkpoint
+    assert longer[0].state.epoch == 3 and longer[0].state.iteration == done_iteration * 3 // 2
