@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from .knn import extract_features, knn_predict
+from .metrics import bootstrap_ci, classification_metrics, classification_report
 
 __all__ = ["extract_features", "knn_predict"]
+__all__ += ["bootstrap_ci", "classification_metrics", "classification_report"]

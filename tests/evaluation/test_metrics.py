@@ -1,0 +1,172 @@
+"""Classification metrics and bootstrap CIs against hand-computed values."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from monai_ssl.evaluation.metrics import bootstrap_ci, classification_metrics, classification_report
+
+
+def brute_force_auc(scores, labels) -> float:
+    """P(score_pos > score_neg) + 0.5 P(tie), by enumerating every positive/negative pair."""
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_binary_by_hand():
+    probs = np.array([0.9, 0.8, 0.3, 0.6, 0.2, 0.1, 0.7, 0.4])
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    m = classification_metrics(probs, labels, "binary")
+    # predicted positive (>= 0.5): 0.9 0.8 0.6 0.7 -> tp=2 (0.9, 0.8), fp=2 (0.6, 0.7), fn=2 (0.3, 0.4), tn=2
+    assert m["accuracy"] == pytest.approx(4 / 8)
+    assert m["balanced_accuracy"] == pytest.approx(0.5 * (2 / 4 + 2 / 4))
+    assert m["f1"] == pytest.approx(2 * 2 / (2 * 2 + 2 + 2))
+    assert m["auc"] == pytest.approx(brute_force_auc(probs, labels))
+    # (N, 2) probabilities use column 1; a tensor input gives the same
+    m2 = classification_metrics(torch.tensor(np.stack([1 - probs, probs], 1)), torch.tensor(labels), "binary")
+    assert m2 == pytest.approx(m)
+    # threshold moves the decisions: everything positive
+    m3 = classification_metrics(probs, labels, "binary", threshold=0.05)
+    assert m3["accuracy"] == pytest.approx(0.5) and m3["balanced_accuracy"] == pytest.approx(0.5)
+
+
+def test_binary_auc_with_ties_matches_pairwise_count():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=40) / 4.0  # many ties
+    labels = rng.integers(0, 2, size=40)
+    assert classification_metrics(scores, labels)["auc"] == pytest.approx(brute_force_auc(scores, labels))
+
+
+def test_multiclass_by_hand():
+    probs = np.array([
+        [0.7, 0.2, 0.1],  # y0 pred0
+        [0.1, 0.6, 0.3],  # y0 pred1
+        [0.2, 0.5, 0.3],  # y1 pred1
+        [0.3, 0.3, 0.4],  # y1 pred2
+        [0.1, 0.1, 0.8],  # y2 pred2
+        [0.5, 0.2, 0.3],  # y2 pred0
+    ])
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    m = classification_metrics(probs, labels, "multiclass")
+    assert m["accuracy"] == pytest.approx(3 / 6)
+    assert m["balanced_accuracy"] == pytest.approx(np.mean([1 / 2, 1 / 2, 1 / 2]))
+    # each class: tp=1, fp=1, fn=1 -> F1 = 2/4
+    assert m["f1"] == pytest.approx(0.5)
+    expected_auc = np.mean([brute_force_auc(probs[:, c], (labels == c).astype(int)) for c in range(3)])
+    assert m["auc"] == pytest.approx(expected_auc)
+
+
+def test_multilabel_by_hand():
+    probs = np.array([[0.9, 0.2], [0.6, 0.7], [0.1, 0.8], [0.4, 0.3]])
+    labels = np.array([[1, 0], [0, 1], [0, 1], [1, 1]])
+    m = classification_metrics(probs, labels, "multilabel")
+    # label 0 preds [1,1,0,0] vs [1,0,0,1]: tp1 fp1 fn1 tn1; label 1 preds [0,1,1,0] vs [0,1,1,1]: tp2 tn1 fn1
+    assert m["accuracy"] == pytest.approx((2 + 3) / 8)
+    assert m["balanced_accuracy"] == pytest.approx(np.mean([0.5, (2 / 3 + 1) / 2]))
+    assert m["f1"] == pytest.approx(np.mean([2 / 4, 4 / 5]))
+    expected_auc = np.mean([brute_force_auc(probs[:, c], labels[:, c]) for c in range(2)])
+    assert m["auc"] == pytest.approx(expected_auc)
+
+
+def test_single_class_auc_is_nan_with_warning_and_bad_inputs():
+    with pytest.warns(UserWarning, match="single class"):
+        m = classification_metrics([0.2, 0.7, 0.9], [1, 1, 1])
+    assert np.isnan(m["auc"]) and m["accuracy"] == pytest.approx(2 / 3)
+    with pytest.warns(UserWarning, match=r"classes \[2\]"):  # class 2 absent: left out of the macro average
+        m = classification_metrics(np.full((4, 3), 1 / 3) + np.eye(4, 3) * 0.1, [0, 1, 0, 1], "multiclass")
+    assert np.isfinite(m["auc"])
+    with pytest.raises(ValueError, match="task"):
+        classification_metrics([0.5], [1], task="regression")
+    with pytest.raises(ValueError, match="3 samples but labels has 2"):
+        classification_metrics([0.1, 0.2, 0.3], [0, 1])
+    with pytest.raises(ValueError, match="binary labels must be 0 or 1"):
+        classification_metrics([0.1, 0.2], [0, 2])
+    with pytest.raises(ValueError, match=r"multiclass labels must be in \[0, 2\)"):
+        classification_metrics(np.full((2, 2), 0.5), [0, 2], "multiclass")
+    with pytest.raises(ValueError, match="multilabel probs and labels"):
+        classification_metrics(np.full((2, 2), 0.5), [0, 1], "multilabel")
+    with pytest.raises(ValueError, match="NaN"):
+        classification_metrics([0.1, float("nan")], [0, 1])
+
+
+def _synthetic(n, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=n)
+    probs = 1 / (1 + np.exp(-(2.0 * labels - 1 + rng.normal(0, 1.5, size=n))))
+    return probs, labels
+
+
+def _auc_fn(p, y):
+    return classification_metrics(p, y)["auc"]
+
+
+def test_bootstrap_contains_point_narrows_and_is_deterministic():
+    p_small, y_small = _synthetic(60)
+    p_big, y_big = _synthetic(600)
+    point, low, high = bootstrap_ci(p_small, y_small, _auc_fn, n_boot=200, seed=1)
+    assert low <= point <= high and low < high
+    assert point == pytest.approx(_auc_fn(p_small, y_small))
+    _, low_b, high_b = bootstrap_ci(p_big, y_big, _auc_fn, n_boot=200, seed=1)
+    assert high_b - low_b < 0.6 * (high - low)
+    assert bootstrap_ci(p_small, y_small, _auc_fn, n_boot=200, seed=1) == (point, low, high)
+    assert bootstrap_ci(p_small, y_small, _auc_fn, n_boot=200, seed=2) != (point, low, high)
+    # a wider coverage gives a wider interval
+    _, low90, high90 = bootstrap_ci(p_small, y_small, _auc_fn, n_boot=200, seed=1, alpha=0.1)
+    assert low <= low90 and high90 <= high
+
+
+def test_group_bootstrap_resamples_whole_groups():
+    groups = np.repeat(np.arange(10), [1, 2, 3, 4, 5, 1, 2, 3, 4, 5])  # 30 images, 10 patients
+    probs = np.arange(30, dtype=float)
+    seen = []
+
+    def record(p, y):  # the metric sees the resampled values: check each group comes complete
+        seen.append(p.copy())
+        return float(len(p))
+
+    bootstrap_ci(probs, np.zeros(30), record, n_boot=50, seed=0, groups=groups)
+    sizes = np.bincount(groups)
+    for p in seen[1:]:  # seen[0] is the point estimate on all data
+        idx = p.astype(int)
+        counts = np.bincount(groups[idx], minlength=10)
+        multiplicity = counts / sizes  # each group appears a whole number of times
+        assert np.allclose(multiplicity, np.round(multiplicity))
+        assert np.round(multiplicity).sum() == 10  # 10 groups drawn
+    assert len({len(p) for p in seen[1:]}) > 1  # sizes vary: groups, not images, were drawn
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        bootstrap_ci(probs, np.zeros(30), record, n_boot=5, groups=[0, 1, 2])
+
+
+def test_group_bootstrap_is_wider_for_correlated_images():
+    # 20 patients x 10 near-identical images: image-level resampling badly understates the uncertainty
+    rng = np.random.default_rng(0)
+    patient_label = rng.integers(0, 2, size=20)
+    patient_score = np.clip(0.5 + 0.3 * (2 * patient_label - 1) + rng.normal(0, 0.3, size=20), 0, 1)
+    probs = np.repeat(patient_score, 10) + rng.normal(0, 1e-3, size=200)
+    labels = np.repeat(patient_label, 10)
+    groups = np.repeat(np.arange(20), 10)
+    _, lo_i, hi_i = bootstrap_ci(probs, labels, _auc_fn, n_boot=200)
+    _, lo_g, hi_g = bootstrap_ci(probs, labels, _auc_fn, n_boot=200, groups=groups)
+    assert hi_g - lo_g > 1.5 * (hi_i - lo_i)
+
+
+def test_classification_report():
+    probs, labels = _synthetic(80, seed=3)
+    rep = classification_report(probs, labels, n_boot=100, seed=0)
+    assert set(rep) == {"auc", "accuracy", "balanced_accuracy", "f1", "n"}
+    assert rep["n"]["value"] == 80
+    point = classification_metrics(probs, labels)
+    for k, v in point.items():
+        assert rep[k]["value"] == pytest.approx(v)
+        assert rep[k]["low"] <= v <= rep[k]["high"]
+    # the AUC interval equals the one bootstrap_ci draws with the same seed (same resamples)
+    _, low, high = bootstrap_ci(probs, labels, _auc_fn, n_boot=100, seed=0)
+    assert (rep["auc"]["low"], rep["auc"]["high"]) == pytest.approx((low, high))
+    with pytest.raises(ValueError, match="n_boot"):
+        classification_report(probs, labels, n_boot=0)
