@@ -5,7 +5,21 @@ from __future__ import annotations
 from .knn import extract_features, knn_predict
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
 from .metrics import bootstrap_ci, classification_metrics, classification_report
+from .segmentation import (
+    build_segmentation_evaluator,
+    build_segmentation_model,
+    build_segmentation_trainer,
+    mean_dice_per_class,
+    segmentation_loss,
+)
 
 __all__ = ["extract_features", "knn_predict"]
 __all__ += ["bootstrap_ci", "classification_metrics", "classification_report"]
 __all__ += ["LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_evaluate"]
+from .finetune import compute_auc, finetune_classifier, layerwise_lr_decay_groups, predict_proba
+from .label_efficiency import run_label_efficiency
+
+__all__ += ["compute_auc", "finetune_classifier", "layerwise_lr_decay_groups", "predict_proba"]
+__all__ += ["run_label_efficiency"]
+__all__ += ["build_segmentation_evaluator", "build_segmentation_model", "build_segmentation_trainer"]
+__all__ += ["mean_dice_per_class", "segmentation_loss"]

@@ -1,0 +1,243 @@
+"""Label-efficiency sweep: initialisations x label fractions x seeds, resumable, with a CSV, a summary and a plot.
+
+For each seed the data are split once (patient level, :func:`monai_ssl.data.patient_split`) or the official
+splits are used as given; for each label fraction the labelled training subset is
+:func:`monai_ssl.data.label_fraction_subset` of the training split (whole patients, stratified by label, nested:
+for one seed the 1 % subset lies inside the 10 % one); every initialisation is then trained on the same subset
+and evaluated on the same test split. ``results.csv`` is rewritten (atomically) after every run, so a crash loses
+at most the run in progress, and a rerun skips the ``(init, fraction, seed)`` rows already present.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["run_label_efficiency", "read_results", "summarise_results", "plot_results", "seed_splits"]
+
+KEY_FIELDS = ("init", "fraction", "seed")
+
+
+def seed_splits(
+    data: Sequence[dict] | Mapping[str, Sequence[dict]], seed: int,
+    split_fractions: Sequence[float] = (0.7, 0.15, 0.15), patient_key: str = "patient_id", label_key: str = "label",
+) -> dict[str, list[dict]]:
+    """``{"train", "val", "test"}`` for one seed.
+
+    Args:
+        data: a datalist (split at patient level per seed with ``split_fractions``) or a mapping with official
+            ``"train"`` and ``"test"`` (optionally ``"val"``) lists, used unchanged for every seed.
+        seed: split seed (ignored for official splits).
+        split_fractions: train/val/test shares of patients for a datalist.
+        patient_key: patient id key (items without it are their own patient).
+        label_key: label key used for stratification.
+    """
+    from ..data.splits import patient_split
+
+    if isinstance(data, Mapping):
+        missing = [k for k in ("train", "test") if k not in data]
+        if missing:
+            raise ValueError(f"official splits need the keys 'train' and 'test'; missing {missing} in {sorted(data)}")
+        return {"train": list(data["train"]), "val": list(data.get("val", [])), "test": list(data["test"])}
+    out = patient_split(data, fractions=split_fractions, seed=seed, patient_key=patient_key, label_key=label_key)
+    return {k: out[k] for k in ("train", "val", "test")}
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a ``results.csv`` with numeric fields parsed back (empty list if the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rows.append({k: _parse(v) if k != "init" else v for k, v in row.items()})
+    return rows
+
+
+def _parse(value: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except (TypeError, ValueError):
+            pass
+    return value
+
+
+def _key(row: Mapping[str, Any]) -> tuple[str, float, int]:
+    return str(row["init"]), round(float(row["fraction"]), 9), int(row["seed"])
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)  # atomic: a crash mid-write keeps the previous file
+
+
+def summarise_results(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> str:
+    """Markdown table: mean ± std over seeds of each metric per (init, fraction), plus labelled-image counts."""
+    if not rows:
+        return "(no results)"
+    metrics = list(metrics or [k for k, v in rows[0].items() if k.startswith(("test_", "val_"))
+                               and isinstance(v, (int, float))])
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    fractions = sorted({float(r["fraction"]) for r in rows})
+    head = "| init | label fraction | n labelled | seeds | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (4 + len(metrics))]
+    for init in inits:
+        for frac in fractions:
+            sel = [r for r in rows if r["init"] == init and math.isclose(float(r["fraction"]), frac)]
+            if not sel:
+                continue
+            n = sorted({int(r["n_labelled"]) for r in sel})
+            cells = [_mean_std([float(r[m]) for r in sel if m in r and r[m] != ""]) for m in metrics]
+            lines.append(f"| {init} | {frac:g} | {'/'.join(map(str, n))} | {len(sel)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _mean_std(values: list[float]) -> str:
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "n/a"
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+
+def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, metric: str = "test_auc",
+                 title: str | None = None) -> Path | None:
+    """Metric vs label fraction (log x axis), mean with std error bars over seeds, one line per init.
+
+    Returns the PNG path, or None when matplotlib is not installed.
+    """
+    from monai.utils import optional_import
+
+    plt, has_plt = optional_import("matplotlib.pyplot")
+    if not has_plt:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    for init in dict.fromkeys(r["init"] for r in rows):
+        fracs = sorted({float(r["fraction"]) for r in rows if r["init"] == init})
+        means, stds = [], []
+        for f in fracs:
+            v = [float(r[metric]) for r in rows if r["init"] == init and math.isclose(float(r["fraction"]), f)
+                 and not math.isnan(float(r[metric]))]
+            means.append(statistics.mean(v) if v else math.nan)
+            stds.append(statistics.stdev(v) if len(v) > 1 else 0.0)
+        ax.errorbar([100 * f for f in fracs], means, yerr=stds, marker="o", capsize=3, label=init)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training images (%)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"label efficiency ({metric}, mean ± std over seeds)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def run_label_efficiency(
+    data: Sequence[dict] | Mapping[str, Sequence[dict]],
+    init_fns: Mapping[str, Callable[[int], Any]],
+    train_fn: Callable[..., Any],
+    eval_fn: Callable[[Any, list[dict]], Mapping[str, float]],
+    out_dir: str | os.PathLike,
+    fractions: Sequence[float] = (0.01, 0.1, 1.0),
+    seeds: Sequence[int] = (0, 1, 2),
+    split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    patient_key: str = "patient_id",
+    label_key: str = "label",
+    plot_metric: str = "test_auc",
+    resume: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> list[dict[str, Any]]:
+    """Train and evaluate every initialisation on every label fraction for every seed.
+
+    Args:
+        data: datalist (patient-level split per seed) or official splits ``{"train", "test"[, "val"]}``.
+        init_fns: ``{name: fn(seed) -> model}``, e.g. ``{"scratch": ..., "simclr": ...}``.
+        train_fn: ``train_fn(model, labelled, val, seed=seed, fraction=fraction) -> model or None`` (None: the
+            model was trained in place). ``labelled`` is the label-fraction subset, ``val`` the validation split.
+        eval_fn: ``eval_fn(model, test) -> {metric: value}``; names are prefixed ``test_`` unless they already
+            start with ``test_``/``val_``.
+        out_dir: folder for ``results.csv``, ``summary.md`` and ``label_efficiency.png``.
+        fractions: label fractions in (0, 1].
+        seeds: seeds (split, subset, initialisation and training).
+        split_fractions: patient train/val/test shares for a datalist.
+        patient_key: patient id key.
+        label_key: label key (stratification and ``n_positive``).
+        plot_metric: metric drawn in the PNG.
+        resume: keep rows of an existing ``results.csv`` and skip their ``(init, fraction, seed)``.
+        log: progress printer (None: silent).
+
+    Returns:
+        all rows (previous ones first): ``init, fraction, seed, n_labelled, n_positive, n_test, train_s`` + metrics.
+    """
+    from ..data.splits import label_fraction_subset
+
+    if not init_fns:
+        raise ValueError("init_fns is empty: give at least one {name: fn(seed) -> model}")
+    bad = [f for f in fractions if not 0 < f <= 1]
+    if bad:
+        raise ValueError(f"label fractions must be in (0, 1], got {bad}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "results.csv"
+    rows = read_results(csv_path) if resume else []
+    done = {_key(r) for r in rows}
+    say = log or (lambda _: None)
+    for seed in seeds:
+        todo = [(f, n) for f in fractions for n in init_fns if (n, round(float(f), 9), int(seed)) not in done]
+        if not todo:
+            continue
+        splits = seed_splits(data, seed, split_fractions, patient_key, label_key)
+        if not splits["train"] or not splits["test"]:
+            raise ValueError(f"seed {seed}: empty train or test split ({ {k: len(v) for k, v in splits.items()} })")
+        for fraction, name in todo:
+            labelled = label_fraction_subset(splits["train"], fraction, seed=seed, patient_key=patient_key,
+                                             label_key=label_key)
+            start = time.perf_counter()
+            model = init_fns[name](seed)
+            trained = train_fn(model, labelled, splits["val"], seed=seed, fraction=fraction)
+            model = model if trained is None else trained
+            train_s = time.perf_counter() - start
+            metrics = {(k if k.startswith(("test_", "val_")) else f"test_{k}"): float(v)
+                       for k, v in eval_fn(model, splits["test"]).items()}
+            row = {"init": name, "fraction": float(fraction), "seed": int(seed), "n_labelled": len(labelled),
+                   "n_positive": sum(_is_positive(d.get(label_key)) for d in labelled),
+                   "n_test": len(splits["test"]), "train_s": round(train_s, 1), **metrics}
+            rows.append(row)
+            done.add(_key(row))
+            _write_rows(csv_path, rows)
+            say(f"[label-efficiency] {name} fraction={fraction:g} seed={seed} n={len(labelled)} "
+                + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()) + f" ({train_s:.0f}s)")
+    (out / "summary.md").write_text(summarise_results(rows) + "\n")
+    if rows and plot_metric in rows[0]:
+        plot_results(rows, out / "label_efficiency.png", plot_metric)
+    return rows
+
+
+def _is_positive(label: Any) -> int:
+    try:
+        import numpy as np
+
+        arr = np.asarray(label)
+        return int(arr.size == 1 and float(arr.reshape(-1)[0]) > 0)
+    except (TypeError, ValueError):
+        return 0
