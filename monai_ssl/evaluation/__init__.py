@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .ensemble import ensemble_evaluate, ensemble_probabilities, logits_to_probabilities
 from .knn import extract_features, knn_predict
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
 from .metrics import bootstrap_ci, classification_metrics, classification_report
@@ -16,6 +17,7 @@ from .segmentation import (
 __all__ = ["extract_features", "knn_predict"]
 __all__ += ["bootstrap_ci", "classification_metrics", "classification_report"]
 __all__ += ["LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_evaluate"]
+__all__ += ["ensemble_evaluate", "ensemble_probabilities", "logits_to_probabilities"]
 from .finetune import compute_auc, finetune_classifier, layerwise_lr_decay_groups, predict_proba
 from .label_efficiency import run_label_efficiency
 
