@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .ensemble import ensemble_evaluate, ensemble_probabilities, logits_to_probabilities
+from .finetune import compute_auc, finetune_classifier, layerwise_lr_decay_groups, predict_proba
 from .knn import extract_features, knn_predict
+from .label_efficiency import run_label_efficiency
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
 from .metrics import bootstrap_ci, classification_metrics, classification_report
 from .segmentation import (
@@ -18,8 +20,6 @@ __all__ = ["extract_features", "knn_predict"]
 __all__ += ["bootstrap_ci", "classification_metrics", "classification_report"]
 __all__ += ["LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_evaluate"]
 __all__ += ["ensemble_evaluate", "ensemble_probabilities", "logits_to_probabilities"]
-from .finetune import compute_auc, finetune_classifier, layerwise_lr_decay_groups, predict_proba
-from .label_efficiency import run_label_efficiency
 
 __all__ += ["compute_auc", "finetune_classifier", "layerwise_lr_decay_groups", "predict_proba"]
 __all__ += ["run_label_efficiency"]
