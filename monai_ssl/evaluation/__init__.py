@@ -8,6 +8,7 @@ from .knn import extract_features, knn_predict
 from .label_efficiency import run_label_efficiency
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
 from .metrics import bootstrap_ci, classification_metrics, classification_report
+from .saliency import cam_fraction_in_roi, gradcam_maps, gradcam_overlays, save_overlay, vit_attention_map
 from .segmentation import (
     build_segmentation_evaluator,
     build_segmentation_model,
@@ -20,6 +21,7 @@ __all__ = ["extract_features", "knn_predict"]
 __all__ += ["bootstrap_ci", "classification_metrics", "classification_report"]
 __all__ += ["LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_evaluate"]
 __all__ += ["ensemble_evaluate", "ensemble_probabilities", "logits_to_probabilities"]
+__all__ += ["cam_fraction_in_roi", "gradcam_maps", "gradcam_overlays", "save_overlay", "vit_attention_map"]
 
 __all__ += ["compute_auc", "finetune_classifier", "layerwise_lr_decay_groups", "predict_proba"]
 __all__ += ["run_label_efficiency"]
