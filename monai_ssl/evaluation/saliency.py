@@ -21,10 +21,6 @@ from torch import nn
 
 __all__ = ["gradcam_maps", "gradcam_overlays", "save_overlay", "cam_fraction_in_roi", "vit_attention_map"]
 
-colormaps, _has_mpl = optional_import("matplotlib", name="colormaps")
-PILImage, _has_pil = optional_import("PIL.Image")
-
-
 def _normalise_per_sample(x: torch.Tensor) -> torch.Tensor:
     """Min-max scale each sample of (B, ...) to [0, 1]; a constant sample becomes all zeros."""
     flat = x.reshape(x.shape[0], -1)
@@ -115,7 +111,9 @@ def save_overlay(image: np.ndarray | torch.Tensor, saliency: np.ndarray | torch.
         alpha: heat-map opacity.
         cmap: matplotlib colour map name.
     """
-    if not (_has_mpl and _has_pil):
+    colormaps, has_mpl = optional_import("matplotlib", name="colormaps")  # imported here: keeps the package light
+    pil_image, has_pil = optional_import("PIL.Image")
+    if not (has_mpl and has_pil):
         raise ImportError("save_overlay needs matplotlib and Pillow (pip install matplotlib).")
     img = torch.as_tensor(image).detach().float().cpu()
     img = img.mean(0) if img.ndim == 3 else img
@@ -128,7 +126,7 @@ def save_overlay(image: np.ndarray | torch.Tensor, saliency: np.ndarray | torch.
     rgb = (1 - alpha) * np.repeat(grey[..., None], 3, axis=-1) + alpha * heat
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.fromarray((rgb * 255).round().clip(0, 255).astype(np.uint8), mode="RGB").save(path)
+    pil_image.fromarray((rgb * 255).round().clip(0, 255).astype(np.uint8), mode="RGB").save(path)
     return path
 
 
