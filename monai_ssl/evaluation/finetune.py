@@ -147,9 +147,19 @@ def classification_loss(task: str, num_outputs: int) -> Callable[[torch.Tensor, 
         raise ValueError(f"task must be one of {TASKS}, got '{task}'")
     if task == "multilabel" or (task == "binary" and num_outputs == 1):
         bce = nn.BCEWithLogitsLoss()
-        return lambda logits, y: bce(logits, y.reshape(logits.shape).to(logits.dtype))
+
+        def bce_loss(logits: Any, y: torch.Tensor) -> torch.Tensor:
+            logits = _logits(logits)
+            return bce(logits, y.reshape(logits.shape).to(logits.dtype))
+
+        return bce_loss
     ce = nn.CrossEntropyLoss()
-    return lambda logits, y: ce(logits, y.reshape(-1).long())
+    return lambda logits, y: ce(_logits(logits), y.reshape(-1).long())
+
+
+def _logits(output: Any) -> torch.Tensor:
+    """The logits of a network output: MONAI ``ViT(classification=True)`` returns ``(logits, hidden_states)``."""
+    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def _probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
@@ -178,7 +188,7 @@ def predict_proba(
     for batch in loader:
         if image_key not in batch:
             raise KeyError(f"predict_proba: batch has no '{image_key}' (keys: {sorted(batch)})")
-        logits = model(torch.as_tensor(batch[image_key]).to(device))
+        logits = _logits(model(torch.as_tensor(batch[image_key]).to(device)))
         probs.append(_probabilities(logits, task).cpu())
         if label_key in batch:
             y = torch.as_tensor(batch[label_key])
@@ -253,7 +263,8 @@ def finetune_classifier(
     """Fine-tune ``model`` (in place) with MONAI ``SupervisedTrainer`` and AdamW, warm-up + cosine per iteration.
 
     Args:
-        model: classifier ``(B, C, H, W) -> (B, K)`` logits (e.g. MONAI ``resnet18(num_classes=2)``).
+        model: classifier ``(B, C, H, W) -> (B, K)`` logits (e.g. MONAI ``resnet18(num_classes=2)``, or
+            ``ViT(classification=True)`` whose ``(logits, hidden_states)`` output is unwrapped).
         train_loader: batches ``{"image": (B, C, H, W), "label": ...}``.
         val_loader: optional; AUC after every ``val_interval`` epochs, best weights restored when ``select_best``.
         epochs: training epochs (of ``epoch_length`` iterations if given, else ``len(train_loader)``).
@@ -352,6 +363,6 @@ def _num_outputs(model: nn.Module, loader: Iterable, device: torch.device) -> in
     batch = next(iter(loader))
     was = model.training
     model.eval()
-    k = model(torch.as_tensor(batch[SSLKeys.IMAGE.value])[:1].to(device)).shape[1]
+    k = _logits(model(torch.as_tensor(batch[SSLKeys.IMAGE.value])[:1].to(device))).shape[1]
     model.train(was)
     return int(k)

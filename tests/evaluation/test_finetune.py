@@ -18,6 +18,15 @@ from monai_ssl.evaluation.finetune import (
 from monai_ssl.networks.nets import MaskedAutoencoderViT
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one intra-op thread (2 threads on a shared, loaded 2-core machine spin ~100x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def tiny_resnet(num_classes: int = 2) -> ResNet:
     torch.manual_seed(0)
     return ResNet("basic", [1, 1, 1, 1], [4, 8, 8, 8], spatial_dims=2, n_input_channels=1, num_classes=num_classes)
@@ -154,3 +163,19 @@ def test_losses_and_probabilities_for_each_task():
     assert compute_auc(torch.tensor([0.9, 0.1]), torch.tensor([0, 1])) == 0.0
     assert compute_auc(torch.tensor([0.9, 0.1]), torch.tensor([1, 1])) != compute_auc(
         torch.tensor([0.9, 0.1]), torch.tensor([1, 1]))  # nan
+
+
+def test_finetune_monai_vit_with_layer_decay():
+    """MONAI ViT returns (logits, hidden states): the loss and predict_proba take the logits."""
+    torch.manual_seed(0)
+    vit = ViT(1, img_size=8, patch_size=4, hidden_size=16, mlp_dim=32, num_layers=2, num_heads=2,
+              classification=True, num_classes=2, spatial_dims=2)
+    before = vit.patch_embedding.patch_embeddings.weight.clone() if hasattr(
+        vit.patch_embedding, "patch_embeddings") else next(vit.parameters()).clone()
+    hist = finetune_classifier(vit, loader(toy_data(32)), epochs=1, lr=1e-3, layer_decay=0.5, task="binary")
+    assert hist["iterations"] == 2 and all(torch.isfinite(torch.tensor(hist["train_loss"])))
+    probs, _ = predict_proba(vit, loader(toy_data(16), shuffle=False))
+    assert probs.shape == (16,)
+    after = vit.patch_embedding.patch_embeddings.weight if hasattr(
+        vit.patch_embedding, "patch_embeddings") else next(vit.parameters())
+    assert not torch.equal(before, after)
