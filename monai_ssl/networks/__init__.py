@@ -15,6 +15,7 @@ from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     swin_mae_to_swinunetr,
 )
 from .patching import patchify, unpatchify
+from .transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
 from .weights import WeightLoadReport, load_checkpoint_weights, load_mapped_state_dict, mae_vit_to_monai_vit
 
 __all__ = [
@@ -42,3 +43,4 @@ __all__ += [  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     "convnext_tiny",
     "swin_mae_to_swinunetr",
 ]
+__all__ += ["PRETRAINED_KINDS", "contrastive_to_resnet", "load_pretrained"]  # one-call pretrained loading

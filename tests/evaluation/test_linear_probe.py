@@ -13,7 +13,7 @@ from monai_ssl.evaluation.metrics import classification_metrics
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """Tiny full-batch L-BFGS fits: on the shared 2-core CI box, 2 OpenMP threads make each op ~7x slower."""
+    """Tiny tensors: on the shared, oversubscribed 2-core box, 2 OpenMP threads make each op up to ~100x slower."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

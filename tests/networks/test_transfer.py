@@ -1,0 +1,176 @@
+"""load_pretrained dispatcher and the contrastive ResNet -> MONAI ResNet map.
+
+The MAE-ViT -> ViT (2D) / UNETR (3D), Swin-MAE -> SwinUNETR and ConvNeXtMAE -> ConvNeXt feature-equality tests
+of the mapping functions themselves live in test_mae.py, test_swin_mae.py and test_convnext_mae.py; here each kind
+goes through ``load_pretrained`` (paths, containers, reports, failures).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ignite.engine import Engine
+from monai.networks.nets import UNETR, ResNet, SwinUNETR, ViT
+
+from monai_ssl.handlers.checkpoint import RNGState, SSLCheckpointHandler
+from monai_ssl.networks.nets import ContrastiveModel, ConvNeXt, ConvNeXtMAE, MaskedAutoencoderViT, SwinMAE
+from monai_ssl.networks.transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: on the shared, oversubscribed 2-core box, 2 OpenMP threads make each op up to ~100x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _perturb(module: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> None:
+    """Move parameters and BN running statistics off their init so equality checks mean something."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+        for name, buf in module.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(scale * torch.randn(buf.shape, generator=g))
+            elif name.endswith("running_var"):
+                buf.copy_(0.5 + torch.rand(buf.shape, generator=g))
+
+
+def resnet(in_channels: int = 1, num_classes: int | None = None) -> ResNet:
+    """A tiny MONAI ResNet (basic blocks, one per stage): a classifier, or a feature extractor without ``fc``."""
+    kw = dict(num_classes=num_classes) if num_classes else dict(feed_forward=False)
+    return ResNet("basic", (1, 1, 1, 1), (8, 16, 32, 64), spatial_dims=2, n_input_channels=in_channels, **kw)
+
+
+def _contrastive() -> ContrastiveModel:
+    torch.manual_seed(0)
+    model = ContrastiveModel(resnet(), head_in_features=64)
+    _perturb(model)
+    return model.eval()
+
+
+def test_contrastive_to_resnet_equal_features_and_fresh_fc():
+    src = _contrastive()
+    features = resnet().eval()
+    report = load_pretrained(features, src.state_dict(), "contrastive_resnet", min_loaded_fraction=1.0)
+    assert report.loaded_fraction == 1.0 and not report.missing and not report.unexpected
+    assert not any(k.startswith("head.") for k in report.loaded)
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(features(x), src.forward_features(x))
+
+    torch.manual_seed(1)
+    clf = resnet(num_classes=3).eval()
+    fc_before = {k: v.clone() for k, v in clf.fc.state_dict().items()}
+    report = load_pretrained(clf, src.state_dict(), "contrastive_resnet")
+    assert sorted(report.missing) == ["fc.bias", "fc.weight"] and report.loaded_fraction == 1.0
+    for k, v in clf.fc.state_dict().items():
+        assert torch.equal(v, fc_before[k])  # the classifier stays freshly initialised
+    with torch.no_grad():
+        torch.testing.assert_close(clf(x), clf.fc(src.forward_features(x)))
+
+
+def test_bare_encoder_state_dict_and_mapping_function():
+    src = _contrastive()
+    bare = src.encoder.state_dict()  # e.g. a curriculum stage's encoder file
+    mapped = contrastive_to_resnet(src.state_dict())
+    assert mapped.keys() == bare.keys()
+    assert contrastive_to_resnet({**bare, "fc.weight": torch.zeros(1)}).keys() == bare.keys()
+    with pytest.raises(ValueError, match="no ResNet encoder keys"):
+        contrastive_to_resnet({"head.0.weight": torch.zeros(1)})
+
+
+def test_checkpoint_saved_by_ssl_checkpoint_handler(tmp_path):
+    src = _contrastive()
+    opt = torch.optim.SGD(src.parameters(), lr=0.1)
+    engine = Engine(lambda e, b: None)
+    handler = SSLCheckpointHandler(tmp_path, {"trainer": engine, "network": src, "optimizer": opt,
+                                              "rng": RNGState()}, resume=False)
+    handler.attach(engine)
+    engine.run([0, 1], max_epochs=1)
+    path = handler.last_checkpoint
+    assert path is not None and path.is_file()
+    clf = resnet(num_classes=2).eval()
+    report = load_pretrained(clf, path, "contrastive_resnet")
+    assert report.loaded_fraction == 1.0
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(clf.fc(src.forward_features(x)), clf(x))
+    # the same container in memory, and with an explicit entry name
+    container = torch.load(path, weights_only=True)
+    assert load_pretrained(clf, container, "contrastive_resnet").loaded_fraction == 1.0
+    assert load_pretrained(clf, container, checkpoint_key="network").loaded_fraction == 1.0
+    with pytest.raises(ValueError, match="no entry 'model'"):
+        load_pretrained(clf, container, checkpoint_key="model")
+
+
+def test_mae_vit_kinds_2d():
+    torch.manual_seed(0)
+    cfg = dict(hidden_size=32, mlp_dim=48, num_heads=4)  # UNETR's ViT has 12 layers
+    mae = MaskedAutoencoderViT(1, (32, 48), 16, spatial_dims=2, num_layers=12, decoder_hidden_size=16,
+                               decoder_num_layers=1, decoder_num_heads=2, **cfg).eval()
+    unetr = UNETR(1, 2, (32, 48), feature_size=4, spatial_dims=2, **cfg).eval()
+    report = load_pretrained(unetr, mae.state_dict(), "mae_vit_unetr", min_loaded_fraction=1.0)
+    assert all(k.startswith("vit.") for k in report.loaded)
+    x = torch.rand(2, 1, 32, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(unetr.vit(x)[0], mae.forward_features(x), atol=1e-5, rtol=1e-4)
+    # a ViT classifier: encoder loaded, class token and head stay new
+    vit = ViT(1, (32, 48), 16, num_layers=12, classification=True, num_classes=3, spatial_dims=2, **cfg)
+    report = load_pretrained(vit, mae.state_dict(), "mae_vit", min_loaded_fraction=1.0)
+    assert {"cls_token", "classification_head.0.weight"} <= set(report.missing)
+    torch.testing.assert_close(vit.blocks[1].mlp.linear1.weight, mae.blocks[1].mlp.linear1.weight)
+
+
+def test_swin_mae_and_convnext_mae_kinds_from_files(tmp_path):
+    torch.manual_seed(0)
+    swin = SwinMAE(2, 1, feature_size=12, window_size=4, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2),
+                   decoder_depths=(1, 1, 1, 1), drop_path_rate=0.0)
+    _perturb(swin, 0.02)
+    torch.save({"network": swin.state_dict()}, tmp_path / "swin.pt")
+    seg = SwinUNETR(in_channels=1, out_channels=2, feature_size=12, window_size=4, depths=(1, 1, 1, 1),
+                    num_heads=(1, 1, 2, 2), spatial_dims=2)
+    report = load_pretrained(seg, tmp_path / "swin.pt", "swin_mae_swinunetr", min_loaded_fraction=1.0)
+    assert all(k.startswith("swinViT.") for k in report.loaded)
+    x = torch.rand(1, 1, 64, 64)
+    swin.eval(), seg.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(seg.swinViT(x, seg.normalize)[-1], swin.forward_encoder(x, None)[-1])
+
+    mae = ConvNeXtMAE(2, 1, depths=(1, 1), dims=(8, 16), decoder_dim=16)
+    _perturb(mae.encoder, 0.05)
+    torch.save(mae.state_dict(), tmp_path / "convnext.pt")
+    clf = ConvNeXt(2, 1, num_classes=2, depths=(1, 1), dims=(8, 16))
+    report = load_pretrained(clf, str(tmp_path / "convnext.pt"), "convnext_mae")
+    assert report.loaded_fraction == 1.0 and all(k.startswith("head.") for k in report.missing)
+    mae.eval(), clf.eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(clf.forward_features(x), mae.encoder.forward_features(x))
+
+
+def test_loud_failures_leave_the_model_untouched(tmp_path):
+    src = _contrastive()
+    clf = resnet(num_classes=2)
+    before = {k: v.clone() for k, v in clf.state_dict().items()}
+    with pytest.raises(ValueError, match="unknown kind 'simclr'"):
+        load_pretrained(clf, src.state_dict(), "simclr")
+    with pytest.raises(ValueError, match="kind='mae_vit' does not fit"):  # no ViT keys in a contrastive checkpoint
+        load_pretrained(clf, src.state_dict(), "mae_vit")
+    convnext = ConvNeXtMAE(2, 1, depths=(1, 1), dims=(8, 16), decoder_dim=16).state_dict()
+    with pytest.raises(ValueError, match="source tensors matched ResNet"):  # right key prefix, wrong architecture
+        load_pretrained(clf, convnext, "convnext_mae")
+    wide = ContrastiveModel(resnet(3), head_in_features=64)
+    with pytest.raises(ValueError, match="shapes that do not match"):  # 3-channel stem into a 1-channel ResNet
+        load_pretrained(clf, wide.state_dict(), "contrastive_resnet")
+    with pytest.raises(FileNotFoundError):
+        load_pretrained(clf, tmp_path / "missing.pt")
+    with pytest.raises(TypeError, match="path or a dict"):
+        load_pretrained(clf, [1, 2])
+    for k, v in clf.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert set(PRETRAINED_KINDS) >= {"contrastive_resnet", "mae_vit", "mae_vit_unetr", "swin_mae_swinunetr",
+                                     "convnext_mae"}
