@@ -1,0 +1,91 @@
+"""Shared helpers for the bundle tests: paths, tiny overrides, running a bundle in-process or via the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLES = REPO / "bundles"
+SCHEMA = BUNDLES / "schema" / "meta_schema_20240725.json"
+SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"
+
+# one tiny epoch: 2 iterations of batch 4 on small images and a few images per source
+TINY_MICLE = {"image_size": 32, "batch_size": 4, "max_epochs": 1, "epoch_length": 2, "data_limit": 12,
+              "progress_bar": False}
+TINY_MAE = {"image_size": 64, "batch_size": 4, "max_epochs": 1, "epoch_length": 2, "data_limit": 16,
+            "progress_bar": False}
+# small MAE networks (the defaults are full size)
+TINY_VIT = {"networks#vit#hidden_size": 32, "networks#vit#mlp_dim": 64, "networks#vit#num_layers": 2,
+            "networks#vit#num_heads": 2, "networks#vit#patch_size": 8, "networks#vit#decoder_hidden_size": 32,
+            "networks#vit#decoder_mlp_dim": 32, "networks#vit#decoder_num_layers": 1,
+            "networks#vit#decoder_num_heads": 2}
+TINY_CONVNEXT = {"networks#convnext#depths": [1, 1, 1, 1], "networks#convnext#dims": [8, 16, 32, 64],
+                 "networks#convnext#decoder_dim": 32}
+
+
+def error_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes (MONAI wraps errors raised in config expressions in ``RuntimeError``)."""
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def config_files(bundle: str, *names: str) -> list[str]:
+    """Absolute paths of ``bundles/<bundle>/configs/<name>.yaml``."""
+    return [str(BUNDLES / bundle / "configs" / f"{n}.yaml") for n in (names or ("train",))]
+
+
+def make_workflow(bundle: str, *names: str, **overrides):
+    """A ``monai.bundle.ConfigWorkflow`` (train type) over the bundle's configs with ``overrides``."""
+    from monai.bundle import ConfigWorkflow
+
+    files = config_files(bundle, *names)
+    return ConfigWorkflow(config_file=files if len(files) > 1 else files[0], workflow_type="train",
+                          logging_file=False, **overrides)
+
+
+def run_workflow(bundle: str, *names: str, **overrides):
+    """initialize -> run -> finalize; returns the workflow (its parser holds the built objects)."""
+    wf = make_workflow(bundle, *names, **overrides)
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    return wf
+
+
+def cli_args(overrides: dict) -> list[str]:
+    """``--key value`` pairs for ``python -m monai.bundle run`` (values as Python literals, as fire parses them)."""
+    out = []
+    for k, v in overrides.items():
+        out += [f"--{k}", repr(v) if isinstance(v, (list, str)) else str(v)]
+    return out
+
+
+def run_cli(args: list[str], cwd: str | Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m monai.bundle <args>`` in ``cwd`` with this interpreter; output captured as text."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=str(cwd), env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def micle_run(tmp_path_factory):
+    """One tiny MICLe epoch through the Python API (shared by several tests)."""
+    out = tmp_path_factory.mktemp("micle_run")
+    wf = run_workflow("micle_pretrain", output_dir=str(out), **TINY_MICLE)
+    return wf, out
+
+
+@pytest.fixture(scope="session")
+def mae_run(tmp_path_factory):
+    """One tiny Swin-MAE epoch on mixed X-ray + US through the Python API (shared by several tests)."""
+    out = tmp_path_factory.mktemp("mae_run")
+    wf = run_workflow("mae_pretrain", output_dir=str(out), **TINY_MAE)
+    return wf, out

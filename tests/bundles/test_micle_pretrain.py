@@ -1,0 +1,181 @@
+"""bundles/micle_pretrain: one tiny epoch via the monai.bundle API and CLI, exported encoder, resume, curriculum,
+config typos and missing paths, multi-process (gloo) run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from .conftest import (
+    BUNDLES,
+    REPO,
+    TINY_MICLE,
+    cli_args,
+    config_files,
+    error_chain,
+    make_workflow,
+    run_cli,
+    run_workflow,
+)
+
+
+def test_api_one_tiny_epoch_and_train_properties(micle_run):
+    wf, out = micle_run
+    assert wf.check_properties() == []  # MONAI's required train-workflow properties are all present
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    assert trainer.state.epoch == 1 and trainer.state.iteration == TINY_MICLE["epoch_length"]
+    assert math.isfinite(float(trainer.state.output["loss"]))
+    ckpts = sorted((out / "checkpoints").glob("checkpoint_*.pt"))
+    assert [c.name for c in ckpts] == [f"checkpoint_{TINY_MICLE['epoch_length']}.pt"]
+    ckpt = torch.load(ckpts[0], weights_only=True)
+    assert {"trainer", "network", "optimizer", "lr_scheduler", "grad_scaler", "rng"} <= set(ckpt)
+    assert list((out / "logs").glob("events.out.tfevents.*")), "no TensorBoard event file"
+    # MICLe pairs: the dataset is one item per patient and draws two different images for multi-image patients
+    ds = wf.parser.get_parsed_content("train#dataset")
+    assert ds.pair_mode == "micle" and len(ds) < TINY_MICLE["data_limit"]
+    multi = next(i for i, bag in enumerate(ds.bags) if len(bag) > 1)
+    src = ds[multi]["source_index"].tolist()
+    assert src[0] != src[1]
+
+
+def test_exported_encoder_loads_into_downstream_resnet18(micle_run):
+    from monai.networks.nets import resnet18
+
+    from monai_ssl.networks.weights import load_mapped_state_dict
+
+    wf, out = micle_run
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    classifier = resnet18(spatial_dims=2, n_input_channels=1, num_classes=2, conv1_t_stride=2)
+    # the file holds ResNet names already; a consumer may also strip "encoder." from a raw ContrastiveModel dict
+    report = load_mapped_state_dict(classifier, state, key_map=lambda k: k.removeprefix("encoder."))
+    assert report.loaded_fraction == 1.0
+    assert sorted(report.missing) == ["fc.bias", "fc.weight"]
+    # the export is the trained encoder: equal to the checkpoint's network weights
+    ckpt = torch.load(next((out / "checkpoints").glob("checkpoint_*.pt")), weights_only=True)["network"]
+    for k, v in state.items():
+        assert torch.equal(v, ckpt[f"encoder.{k}"]), k
+    assert torch.equal(classifier.conv1.weight, state["conv1.weight"])
+    info = json.loads((out / "encoder.pt.json").read_text())
+    assert info["num_tensors"] == len(state) and info["pair_mode"] == "micle"
+
+
+@pytest.mark.slow
+def test_resume_continues_from_checkpoint(micle_run, tmp_path):
+    _, out = micle_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    wf = run_workflow("micle_pretrain", output_dir=str(copy), **{**TINY_MICLE, "max_epochs": 2})
+    assert wf.parser.get_parsed_content("train#checkpointer").resumed_from is not None
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    assert (trainer.state.epoch, trainer.state.iteration) == (2, 2 * TINY_MICLE["epoch_length"])
+    assert (copy / "checkpoints" / f"checkpoint_{2 * TINY_MICLE['epoch_length']}.pt").is_file()
+
+
+@pytest.mark.slow
+def test_curriculum_config_runs_stages_and_exports(tmp_path):
+    overrides = {**TINY_MICLE, "data_limit": 8, "curriculum_order": ["rotation", "contrastive"]}
+    wf = run_workflow("micle_pretrain", "train", "curriculum", output_dir=str(tmp_path), **overrides)
+    summary = wf.parser.get_parsed_content("curriculum#summary")
+    assert summary["order"] == ["rotation", "contrastive"]
+    assert all(len(s["epoch_losses"]) == 1 and math.isfinite(s["epoch_losses"][0]) for s in summary["stages"])
+    stage_files = sorted(p.name for p in (tmp_path / "checkpoints" / "curriculum").glob("stage*_encoder.pt"))
+    assert stage_files == ["stage0_rotation_encoder.pt", "stage1_contrastive_encoder.pt"]
+    final = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    last_stage = torch.load(tmp_path / "checkpoints" / "curriculum" / stage_files[-1], weights_only=True)
+    assert final.keys() == last_stage.keys() and all(torch.equal(final[k], last_stage[k]) for k in final)
+
+
+def test_pair_mode_switch_reaches_the_dataset():
+    wf = make_workflow("micle_pretrain", pair_mode="simclr", **{**TINY_MICLE, "data_limit": 4})
+    wf.initialize()
+    assert wf.parser.get_parsed_content("train#dataset").pair_mode == "simclr"
+
+
+def test_typo_in_override_is_refused_with_suggestion():
+    from monai_ssl.bundle import BundleConfigError
+
+    wf = make_workflow("micle_pretrain", max_epoch=1)  # a typo of max_epochs: MONAI alone would ignore it
+    with pytest.raises(RuntimeError) as err:
+        wf.initialize()
+    found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
+    assert found and "'max_epoch' (did you mean 'max_epochs'?)" in str(found[0])
+    # nested plain-dict keys are checked too; component arguments (train#dataloader#...) are left to the component
+    wf = make_workflow("micle_pretrain", **{"train#dataloader#batch_size": 2, "train#handler": []})
+    with pytest.raises(RuntimeError) as err:
+        wf.initialize()
+    found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
+    assert found and "'train#handler' (did you mean 'train#handlers'?)" in str(found[0])
+    assert "train#dataloader#batch_size" not in str(found[0])
+
+
+def test_wrong_target_names_the_class():
+    wf = make_workflow("micle_pretrain", **{"network_def#_target_": "monai_ssl.networks.nets.NoSuchModel"})
+    wf.initialize()
+    with pytest.raises(Exception) as err:
+        wf.parser.get_parsed_content("network_def")
+    assert any("NoSuchModel" in str(e) for e in error_chain(err.value))
+
+
+@pytest.mark.parametrize("key", ["dataset_dir", "datalist"])
+def test_missing_data_path_names_the_key(tmp_path, key):
+    missing = tmp_path / "nowhere" / ("data" if key == "dataset_dir" else "list.csv")
+    wf = make_workflow("micle_pretrain", **{key: str(missing)})
+    with pytest.raises(Exception) as err:
+        wf.initialize()
+    found = [x for x in error_chain(err.value) if isinstance(x, FileNotFoundError)]
+    assert found and f"config key '{key}'" in str(found[0]) and str(missing) in str(found[0])
+
+
+def test_dataset_dir_without_the_npz_names_the_file(tmp_path):
+    wf = make_workflow("micle_pretrain", dataset_dir=str(tmp_path), **TINY_MICLE)
+    wf.initialize()
+    with pytest.raises(Exception) as err:
+        wf.parser.get_parsed_content("train#datalist")
+    msgs = [str(e) for e in error_chain(err.value)]
+    assert any("config key 'dataset_dir'" in m and "covid_cxr_256.npz" in m for m in msgs)
+
+
+def test_cli_run_from_a_copy_of_the_bundle(tmp_path):
+    """``python -m monai.bundle run`` in a copy of the bundle folder (bundle_root and data found on their own)."""
+    bundle = tmp_path / "micle_pretrain"
+    shutil.copytree(BUNDLES / "micle_pretrain", bundle, ignore=shutil.ignore_patterns("models"))
+    out = tmp_path / "out"
+    args = ["run", "--config_file", "configs/train.yaml", "--output_dir", str(out), *cli_args(TINY_MICLE)]
+    proc = run_cli(args, cwd=bundle)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    assert "conv1.weight" in state and (out / f"checkpoints/checkpoint_{TINY_MICLE['epoch_length']}.pt").is_file()
+
+
+@pytest.mark.slow
+def test_cli_typo_error_is_clear(tmp_path):
+    proc = run_cli(["run", "--config_file", config_files("micle_pretrain")[0], "--output_dir", str(tmp_path),
+                    "--max_epoch", "1"], cwd=REPO)
+    assert proc.returncode != 0
+    assert "unknown config key(s) 'max_epoch' (did you mean 'max_epochs'?)" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.dist
+def test_torchrun_two_processes_gloo(tmp_path):
+    """multi_gpu.yaml under ``torchrun --nproc_per_node 2`` on CPU (gloo): DDP, DistributedSampler, gathered NT-Xent."""
+    out = tmp_path / "out"
+    files = config_files("micle_pretrain", "train", "multi_gpu")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "monai.bundle", "run", "--config_file", repr(files), "--output_dir", str(out),
+           *cli_args({**TINY_MICLE, "data_limit": 24})]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into the export"
+    ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY_MICLE['epoch_length']}.pt", weights_only=True)
+    assert all(torch.equal(state[k], ckpt["network"][f"encoder.{k}"]) for k in state)
