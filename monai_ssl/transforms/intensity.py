@@ -52,21 +52,26 @@ class CheckImage(Transform):
 
     Checks: it is an array/tensor, it has ``spatial_dims`` spatial dimensions after the channel (if given), no
     spatial size is 0, and (``allow_nonfinite=False``) every value is finite. A constant image is refused
-    when ``allow_constant=False`` (a blank frame normalises to NaN or to all zeros).
+    when ``allow_constant=False`` (a blank frame normalises to NaN or to all zeros). With ``modalities``, an
+    image whose metadata names a DICOM ``Modality`` outside that set is refused (an MR slice in a CT chain would
+    otherwise be "windowed" in Hounsfield units without complaint); images without that tag (NIfTI, PNG) pass.
 
     Args:
         spatial_dims: expected number of spatial dims (2 or 3), or None for any.
         allow_nonfinite: accept NaN/inf values.
         allow_constant: accept images whose values are all equal.
+        modalities: accepted DICOM Modality codes (e.g. ``("CT",)``), or None for any.
 
     Raises:
         ValueError: naming the source file (when known) and the problem.
     """
 
-    def __init__(self, spatial_dims: int | None = None, allow_nonfinite: bool = False, allow_constant: bool = True):
+    def __init__(self, spatial_dims: int | None = None, allow_nonfinite: bool = False, allow_constant: bool = True,
+                 modalities: Sequence[str] | None = None):
         self.spatial_dims = spatial_dims
         self.allow_nonfinite = allow_nonfinite
         self.allow_constant = allow_constant
+        self.modalities = None if modalities is None else {m.upper() for m in modalities}
 
     def __call__(self, img: Any) -> Any:
         if not isinstance(img, (np.ndarray, torch.Tensor)):
@@ -79,6 +84,9 @@ class CheckImage(Transform):
             )
         if img.ndim < 2 or any(s == 0 for s in img.shape):
             raise ValueError(f"empty image: shape {tuple(img.shape)}{src}")
+        modality = str((getattr(img, "meta", None) or {}).get("Modality", "") or "").upper()
+        if self.modalities is not None and modality and modality not in self.modalities:
+            raise ValueError(f"DICOM Modality '{modality}' where this chain expects {sorted(self.modalities)}{src}")
         t = torch.as_tensor(img)
         if not self.allow_nonfinite:
             bad = (~torch.isfinite(t)).sum().item() if t.is_floating_point() else 0

@@ -29,7 +29,15 @@ from .intensity import CLAHEd, CheckImaged, DicomWindowd, HUWindowd, N4BiasField
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
 
-__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd"]
+__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd", "PRESET_MODALITIES"]
+
+# DICOM Modality codes each preset accepts (files without the tag, e.g. NIfTI/PNG, always pass)
+PRESET_MODALITIES = {
+    "ct": ("CT",),
+    "mr": ("MR",),
+    "xray": ("CR", "DX", "RG", "DR", "RF", "PX", "OT"),
+    "us": ("US", "IVUS", "OT"),
+}
 
 
 def _resize_pad(keys: KeysCollection, spatial_size: int | Sequence[int] | None, spatial_dims: int) -> list:
@@ -58,7 +66,7 @@ class CTPresetd(Compose):
     def __init__(self, keys: KeysCollection = "image", windows=("mediastinum",), crop_body: bool = True,
                  body_threshold: float = -500.0, spatial_size=None, spatial_dims: int = 2, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain.append(CheckImaged(keys, spatial_dims=spatial_dims))
+        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["ct"]))
         if crop_body:
             chain.append(CropForegroundd(keys, source_key=_first(keys), select_fn=partial(_above, threshold=body_threshold),
                                          allow_smaller=True))
@@ -82,7 +90,7 @@ class MRPresetd(Compose):
                  zscore: bool = False, nonzero: bool = True, n4: bool = False, spatial_size=None,
                  spatial_dims: int = 3, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain.append(CheckImaged(keys, spatial_dims=spatial_dims))
+        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["mr"]))
         if n4:
             chain.append(N4BiasFieldCorrectiond(keys))
         chain.append(ScaleIntensityRangePercentilesd(keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0,
@@ -108,7 +116,7 @@ class XRayPresetd(Compose):
     def __init__(self, keys: KeysCollection = "image", percentiles=(0.5, 99.5), use_header_window: bool = True,
                  clahe: bool = False, spatial_size=224, num_channels: int = 1, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain += [CheckImaged(keys, spatial_dims=2), RGBToGrayd(keys)]
+        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["xray"]), RGBToGrayd(keys)]
         if use_header_window:
             chain.append(DicomWindowd(keys, fallback_percentiles=percentiles))
         else:
@@ -133,7 +141,7 @@ class USPresetd(Compose):
                  fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
-        chain += [CheckImaged(keys, spatial_dims=2), RGBToGrayd(keys)]
+        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["us"]), RGBToGrayd(keys)]
         if fan_crop:
             chain.append(USFanCropd(keys))
         if despeckle_radius > 0:

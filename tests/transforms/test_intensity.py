@@ -101,3 +101,11 @@ def test_n4_removes_smooth_bias():
     before = (tissue * bias)[inside]
     after = out[0][inside]
     assert after.std() / after.mean() < 0.7 * before.std() / before.mean()
+
+
+def test_check_image_refuses_the_wrong_modality(dcm):
+    mr = LoadMedicalImage()(dcm("MR_small.dcm"))
+    with pytest.raises(ValueError, match=r"DICOM Modality 'MR' where this chain expects \['CT'\].*MR_small.dcm"):
+        CheckImage(modalities=("CT",))(mr)
+    assert CheckImage(modalities=("mr",))(mr) is mr
+    assert CheckImage(modalities=("CT",))(torch.rand(1, 4, 4)) is not None  # no tag (PNG/NIfTI): passes

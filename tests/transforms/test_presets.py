@@ -51,10 +51,18 @@ def test_mr_preset_nifti_3d(tmp_path):
     _check(out["image"], 1, (16, 16, 16))
 
 
-def test_xray_preset_monochrome1_and_j2k(dcm):
+def test_xray_preset_monochrome1_and_j2k(dcm, tmp_path):
+    import pydicom
+
     out = XRayPresetd(spatial_size=32, num_channels=3)({"image": dcm("6278")})
     _check(out["image"], 3, (32, 32))
-    j2k = XRayPresetd(spatial_size=(64, 32), clahe=True)({"image": dcm("JPEG2000.dcm")})
+    with pytest.raises(RuntimeError) as err:  # pydicom's JPEG 2000 sample is nuclear medicine, not an X-ray
+        XRayPresetd(spatial_size=(64, 32))({"image": dcm("JPEG2000.dcm")})
+    assert "DICOM Modality 'NM' where this chain expects" in _chain(err.value)
+    ds = pydicom.dcmread(dcm("JPEG2000.dcm"))
+    ds.Modality = "DX"
+    ds.save_as(tmp_path / "dx_j2k.dcm")
+    j2k = XRayPresetd(spatial_size=(64, 32), clahe=True)({"image": str(tmp_path / "dx_j2k.dcm")})
     _check(j2k["image"], 1, (64, 32))
 
 
