@@ -139,17 +139,17 @@ def require_path(path: str | os.PathLike | None, key: str, kind: str = "any", fi
     return str(path)
 
 
-def choose(options: Mapping[str, Any], name: str, key: str) -> Any:
+def choose(options: Mapping[str, Any], name: str, key: str, choices: Sequence[str] | None = None) -> Any:
     """``options[name]``, or a ``ValueError`` naming the config ``key`` and the valid choices.
 
-    Used to switch between alternative components (``network_name: swin | vit | convnext``); the unselected ones
-    are ``_disabled_`` in the config and resolve to None, so selecting a None entry is an error too."""
-    if name not in options:
-        raise ValueError(f"config key '{key}': unknown choice '{name}'; choose from {sorted(options)}")
-    value = options[name]
-    if value is None:
-        raise ValueError(f"config key '{key}': '{name}' resolved to None (is its component disabled?)")
-    return value
+    Used to switch between alternative components (``network_name: swin | vit | convnext``). The unselected
+    components are ``_disabled_`` in the config, and MONAI drops disabled entries from the resolved dict, so the
+    valid names are passed as ``choices``.
+    """
+    valid = list(choices) if choices is not None else sorted(options)
+    if name not in valid or options.get(name) is None:
+        raise ValueError(f"config key '{key}': unknown choice {name!r}; choose from {valid}")
+    return options[name]
 
 
 def _flat_keys(config: Any, prefix: str = "") -> Iterable[tuple[str, Mapping]]:
