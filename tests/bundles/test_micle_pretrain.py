@@ -65,6 +65,12 @@ def test_exported_encoder_loads_into_downstream_resnet18(micle_run):
     assert torch.equal(classifier.conv1.weight, state["conv1.weight"])
     info = json.loads((out / "encoder.pt.json").read_text())
     assert info["num_tensors"] == len(state) and info["pair_mode"] == "micle"
+    # what the classification bundle does: the project's loader, by path
+    from monai_ssl.networks import load_pretrained
+
+    fresh = resnet18(spatial_dims=2, n_input_channels=1, num_classes=2, conv1_t_stride=2)
+    assert load_pretrained(fresh, out / "encoder.pt", kind="contrastive_resnet").loaded_fraction == 1.0
+    assert torch.equal(fresh.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
 
 
 @pytest.mark.slow
