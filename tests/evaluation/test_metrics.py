@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from monai_ssl.evaluation.metrics import bootstrap_ci, classification_metrics, classification_report
+from monai.metrics import compute_roc_auc
+
+from monai_ssl.evaluation.metrics import bootstrap_ci, classification_metrics, classification_report, roc_auc
 
 
 def brute_force_auc(scores, labels) -> float:
@@ -41,6 +43,22 @@ def test_binary_auc_with_ties_matches_pairwise_count():
     scores = rng.integers(0, 4, size=40) / 4.0  # many ties
     labels = rng.integers(0, 2, size=40)
     assert classification_metrics(scores, labels)["auc"] == pytest.approx(brute_force_auc(scores, labels))
+
+
+@pytest.mark.parametrize("levels", [4, 1000])
+def test_rank_auc_equals_monai_compute_roc_auc(levels):
+    rng = np.random.default_rng(levels)
+    for n in (2, 7, 300):
+        y = rng.integers(0, 2, size=n)
+        y[:2] = [0, 1]
+        s = rng.integers(0, levels, size=n) / levels  # levels=4: heavy ties
+        assert roc_auc(s, y) == pytest.approx(compute_roc_auc(torch.tensor(s), torch.tensor(y)), abs=1e-12)
+    # multi-class macro one-vs-rest equals MONAI's macro average on one-hot targets
+    p = rng.dirichlet([1, 1, 1], size=50)
+    y = np.arange(50) % 3
+    expected = compute_roc_auc(torch.tensor(p), torch.tensor(np.eye(3)[y]), average="macro")
+    assert classification_metrics(p, y, "multiclass")["auc"] == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(roc_auc([0.1, 0.2], [1, 1]))
 
 
 def test_multiclass_by_hand():
