@@ -185,3 +185,24 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into the export"
     ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY_MICLE['epoch_length']}.pt", weights_only=True)
     assert all(torch.equal(state[k], ckpt["network"][f"encoder.{k}"]) for k in state)
+
+
+def test_csv_datalist_groups_patients(tmp_path):
+    """A user datalist (PNG files, patient_id column) replaces the npz; MICLe bags follow its patient ids."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = ["image,patient_id"]
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (50, 40 + i), dtype=np.uint8)).save(tmp_path / f"cxr{i}.png")
+        rows.append(f"cxr{i}.png,{'p0' if i < 3 else f'p{i}'}")
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    wf = make_workflow("micle_pretrain", datalist=str(tmp_path / "list.csv"), **TINY_MICLE)
+    wf.initialize()
+    ds = wf.parser.get_parsed_content("train#dataset")
+    assert sorted(map(len, ds.bags)) == [1, 1, 3] and ds.patient_ids[0] == "p0"
+    item = ds[0]
+    size = TINY_MICLE["image_size"]
+    assert item["image_view_0"].shape == item["image_view_1"].shape == (1, size, size)
+    assert item["source_index"][0] != item["source_index"][1]  # two different images of patient p0
