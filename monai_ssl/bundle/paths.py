@@ -101,12 +101,12 @@ def default_bundle_root(name: str) -> str:
 
 
 def default_dataset_dir(bundle_root: str | os.PathLike) -> str:
-    """``<bundle_root>/../../data`` when the bundle sits in a monai-ssl checkout (``bundles/<name>``), else
+    """``<repo>/data`` when the bundle sits in a monai-ssl checkout (``<repo>/bundles/<name>``), else
     :func:`monai_ssl.data.default_data_dir` (``$MONAI_SSL_DATA_DIR``, the installed checkout's ``data/``, or
     ``~/.cache/monai_ssl``). Not checked here: see :func:`require_path`."""
-    repo_data = Path(bundle_root).resolve().parents[1] / "data" if len(Path(bundle_root).resolve().parts) > 2 else None
-    if repo_data is not None and repo_data.is_dir():
-        return str(repo_data)
+    root = Path(bundle_root).resolve()
+    if root.parent.name == "bundles" and (root.parent.parent / "data").is_dir():
+        return str(root.parent.parent / "data")
     from ..data.paths import default_data_dir
 
     return str(default_data_dir())
@@ -195,7 +195,8 @@ def check_config_keys(
     for entry in ([config_files] if isinstance(config_files, (str, os.PathLike)) else config_files or []):
         p = Path(entry)
         if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json") and f.name != "metadata.json")
+            suffixes = (".yaml", ".yml", ".json")
+            files += sorted(f for f in p.iterdir() if f.suffix in suffixes and f.name != "metadata.json")
         elif p.is_file():
             files.append(p)
         else:

@@ -27,8 +27,8 @@ def test_check_config_keys_accepts_known_and_nested_keys(tmp_path):
     (tmp_path / "a.yaml").write_text("max_epochs: 2\ntrain:\n  handlers: []\n  trainer: {_target_: x, foo: 1}\n")
     (tmp_path / "b.yaml").write_text("train#sampler: 1\nextra: 3\n")
     (tmp_path / "metadata.json").write_text('{"secret_key": 1}')
-    config = {"max_epochs": 5, "extra": 1, "train": {"handlers": [], "sampler": 2, "trainer": {"_target_": "x", "bar": 2}},
-              "_meta_": {"version": "1"}, "imports": [], "run": []}
+    train = {"handlers": [], "sampler": 2, "trainer": {"_target_": "x", "bar": 2}}
+    config = {"max_epochs": 5, "extra": 1, "train": train, "_meta_": {"version": "1"}, "imports": [], "run": []}
     assert check_config_keys(tmp_path, config=config) is True  # component kwargs (trainer#bar) are not checked
     with pytest.raises(BundleConfigError) as err:
         check_config_keys([tmp_path / "a.yaml"], config={**config, "secret_key": 1})
