@@ -11,8 +11,8 @@ Conventions (binary, multi-class and multi-label):
 
 AUC (binary; one-vs-rest per class for multi-class; per label for multi-label) is the Mann-Whitney statistic
 from mid-ranks (:func:`roc_auc`): the same value as ``monai.metrics.compute_roc_auc``, ties included (tested),
-but vectorised: MONAI's per-sample Python loop made a 1,000-resample bootstrap 10-100x slower
-(``benchmarks/bench_metrics.py``). The AUC is macro-averaged over the classes/labels that have both positives and negatives.
+but vectorised: MONAI's per-sample Python loop made one AUC 7x (N = 624) to 35x (N = 5,000) slower and a
+1,000-resample bootstrap 7x to 16x slower (``benchmarks/bench_metrics.py``). The AUC is macro-averaged over the classes/labels that have both positives and negatives.
 A class without both is left out of the average with a ``UserWarning``; when no class qualifies (e.g. binary
 labels of one class only) the AUC is **NaN with a warning** rather than an error, so that bootstrap resamples
 and small validation splits do not abort a run.
