@@ -50,7 +50,7 @@ def test_schema_hash_is_checked(tmp_path, no_network):
 
     tampered = tmp_path / "schema.json"
     tampered.write_text(SCHEMA.read_text().replace('"numpy_version",', ""))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="hash check"):
         verify_metadata(meta_file=str(BUNDLES / "micle_pretrain" / "configs" / "metadata.json"),
                         filepath=str(tampered), hash_val=SCHEMA_MD5)
 
