@@ -48,6 +48,7 @@ def test_api_one_tiny_epoch_mixed_modalities(mae_run):
     ds = wf.parser.get_parsed_content("train#dataset")
     assert set(ds.modalities) == {"xray", "us"}
     sampler = wf.parser.get_parsed_content("train#sampler")
+    assert sampler.epoch == 1  # set_epoch(epoch) called by the config: the draw depends only on (seed, epoch)
     assert len(list(iter(sampler))) == TINY_MAE["epoch_length"] * TINY_MAE["batch_size"]
     item = ds[ds.modality_range("us")[0]]
     assert item["image"].shape == (1, TINY_MAE["image_size"], TINY_MAE["image_size"]) and item["modality"] == "us"
