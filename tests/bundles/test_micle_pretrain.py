@@ -206,3 +206,24 @@ def test_csv_datalist_groups_patients(tmp_path):
     size = TINY_MICLE["image_size"]
     assert item["image_view_0"].shape == item["image_view_1"].shape == (1, size, size)
     assert item["source_index"][0] != item["source_index"][1]  # two different images of patient p0
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
+    """2 epochs straight == 1 epoch, stop, rerun the same command (bit-identical weights and BatchNorm statistics)."""
+    from ignite.engine import Events
+
+    overrides = {**TINY_MICLE, "max_epochs": 2}
+    straight = run_workflow("micle_pretrain", output_dir=str(tmp_path / "a"), **overrides)
+    wf = make_workflow("micle_pretrain", output_dir=str(tmp_path / "b"), **overrides)
+    wf.initialize()
+    wf.parser.get_parsed_content("train#trainer").add_event_handler(Events.EPOCH_COMPLETED(once=1),
+                                                                     lambda e: e.terminate())
+    wf.run()
+    assert wf.parser.get_parsed_content("train#trainer").state.epoch == 1
+    resumed = run_workflow("micle_pretrain", output_dir=str(tmp_path / "b"), **overrides)
+    assert resumed.parser.get_parsed_content("train#checkpointer").resumed_from is not None
+    a = straight.parser.get_parsed_content("network_def").state_dict()
+    b = resumed.parser.get_parsed_content("network_def").state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
