@@ -12,16 +12,16 @@ Conventions (binary, multi-class and multi-label):
 AUC (binary; one-vs-rest per class for multi-class; per label for multi-label) is the Mann-Whitney statistic
 from mid-ranks (:func:`roc_auc`): the same value as ``monai.metrics.compute_roc_auc``, ties included (tested),
 but vectorised: MONAI's per-sample Python loop made one AUC 7x (N = 624) to 35x (N = 5,000) slower and a
-1,000-resample bootstrap 7x to 16x slower (``benchmarks/bench_metrics.py``). The AUC is macro-averaged over the classes/labels that have both positives and negatives.
-A class without both is left out of the average with a ``UserWarning``; when no class qualifies (e.g. binary
-labels of one class only) the AUC is **NaN with a warning** rather than an error, so that bootstrap resamples
-and small validation splits do not abort a run.
+1,000-resample bootstrap 7x to 16x slower (``benchmarks/bench_metrics.py``). The AUC is macro-averaged over
+the classes/labels that have both positives and negatives. A class without both is left out of the average with
+a ``UserWarning``; when no class qualifies (e.g. binary labels of one class only) the AUC is **NaN with a
+warning** rather than an error, so that bootstrap resamples and small validation splits do not abort a run.
 
 Balanced accuracy is the mean recall over the classes present in ``labels`` (multi-label: the mean over labels
 of each label's binary balanced accuracy). F1 is the positive-class F1 (binary) or the macro F1 over the
 classes present in ``labels`` or predictions (multi-class; over all labels for multi-label); a class with no
-true positive scores F1 = 0. Multi-label accuracy is the
-element-wise (per-label) accuracy, not the exact-match ratio.
+true positive scores F1 = 0. Multi-label accuracy is the element-wise (per-label) accuracy, not the
+exact-match ratio.
 """
 
 from __future__ import annotations
