@@ -16,12 +16,8 @@ Run: ``python benchmarks/bench_mae.py [--device cpu|cuda] [--repeats 7] [--out b
 from __future__ import annotations
 
 import argparse
-import os
 import platform
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -29,6 +25,7 @@ from pathlib import Path
 import torch
 from monai.networks.nets import MaskedAutoEncoderViT
 
+from _memory import child_peak_mb, report_peak_growth, rss_mb  # benchmarks/_memory.py
 from monai_ssl.losses import MaskedReconstructionLoss
 from monai_ssl.networks.nets import MaskedAutoencoderViT
 from monai_ssl.networks.patching import patchify
@@ -114,11 +111,6 @@ def _swap(out, x):
     return pred, x, mask
 
 
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def child_memory(kind: str, case: str, batch: int) -> None:
     """Child-process mode: peak RSS growth (MB) of 2 full-batch fp32 CPU steps over a process warmed by 1-image steps.
 
@@ -134,17 +126,12 @@ def child_memory(kind: str, case: str, batch: int) -> None:
     base = rss_mb()
     for _ in range(2):
         step()
-    print(f"PEAK_MB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base:.1f}")
+    report_peak_growth(base)
 
 
 def cpu_peak_mb(kind: str, case: str, batch: int, tries: int = 2) -> float:
     """Smallest of ``tries`` child-process measurements (RSS readings carry allocator noise)."""
-    vals = []
-    for _ in range(tries):
-        out = subprocess.run([sys.executable, __file__, "--child", kind, case, str(batch)], capture_output=True,
-                             text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())})
-        vals.append(float(out.stdout.split("PEAK_MB")[-1]))
-    return min(vals)
+    return child_peak_mb(__file__, [kind, case, str(batch)], torch.get_num_threads(), tries)
 
 
 def run(device: str, repeats: int, warmup: int, cases: list[str], settings: list[tuple[str, str]]) -> list[dict]:

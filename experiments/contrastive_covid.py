@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gc
 import json
 import math
 import statistics
@@ -238,6 +239,7 @@ def run_method(method: str, seed: int, splits: dict, args: argparse.Namespace, o
                                 device=args.device, output_dir=Path(args.ckpt_dir or out / "checkpoints") / f"curriculum_seed{seed}")
         info = {"stages": result["stages"], "order": result["order"], "probe": result["probe"]}
     seconds = time.perf_counter() - start
+    gc.collect()  # drop this run's worker-backed loaders before the next run forks new workers
     probe = linear_probe(encoder, splits, args.device)
     losses = [s["epoch_losses"][-1] for s in info["stages"]]
     return {"seed": seed, "method": method, **probe, "pretrain_s": round(seconds, 1),
