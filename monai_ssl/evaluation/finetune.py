@@ -198,16 +198,11 @@ def predict_proba(
 
 
 def compute_auc(probs: torch.Tensor, labels: torch.Tensor, task: str = "binary") -> float:
-    """ROC AUC via ``monai.metrics.compute_roc_auc``: binary on the positive-class probability, multiclass
-    one-vs-rest macro, multilabel macro over classes. NaN when only one class is present."""
-    from monai.metrics import compute_roc_auc
-    from monai.networks.utils import one_hot
+    """ROC AUC of :func:`~monai_ssl.evaluation.metrics.classification_metrics`: binary on the positive-class
+    probability, multiclass one-vs-rest macro, multilabel macro over classes; NaN when only one class is present."""
+    from .metrics import auc_score
 
-    if task == "binary":
-        y = labels.reshape(-1).float()
-        return float(compute_roc_auc(probs.reshape(-1).float(), y)) if 0 < y.sum() < len(y) else math.nan
-    y = one_hot(labels.reshape(-1, 1).long(), probs.shape[1], dim=1) if task == "multiclass" else labels.float()
-    return float(compute_roc_auc(probs.float(), y.float(), average="macro"))
+    return auc_score(probs, labels, task)
 
 
 class _FrozenEncoder(nn.Module):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "classification_metrics", "bootstrap_ci", "classification_report"]
+__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci", "classification_report"]
 
 TASKS = ("binary", "multiclass", "multilabel")
 METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "f1")
@@ -129,6 +129,12 @@ def _auc(p: np.ndarray, y: np.ndarray, task: str) -> float:
         warnings.warn(f"AUC: classes {skipped} have no positives or no negatives and are left out of the macro "
                       f"average.", stacklevel=3)
     return float(np.mean([roc_auc(p[:, c], y[:, c]) for c in valid]))
+
+
+def auc_score(probs, labels, task: str = "binary") -> float:
+    """ROC AUC alone (binary; macro one-vs-rest for multiclass; macro over labels for multilabel); NaN with a
+    warning when undefined. Shapes as for :func:`classification_metrics`."""
+    return float(_auc(*_check(probs, labels, task), task))
 
 
 def _binary_counts(pred: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:

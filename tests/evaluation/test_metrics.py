@@ -188,3 +188,12 @@ def test_classification_report():
     assert (rep["auc"]["low"], rep["auc"]["high"]) == pytest.approx((low, high))
     with pytest.raises(ValueError, match="n_boot"):
         classification_report(probs, labels, n_boot=0)
+
+
+def test_auc_score_matches_classification_metrics():
+    probs = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.6, 0.2, 0.2], [0.1, 0.2, 0.7]])
+    labels = torch.tensor([0, 1, 2, 1, 2])
+    from monai_ssl.evaluation.metrics import auc_score
+
+    assert auc_score(probs, labels, "multiclass") == classification_metrics(probs, labels, "multiclass")["auc"]
+    assert auc_score(torch.tensor([0.2, 0.9, 0.4]), torch.tensor([0, 1, 1])) == 1.0
