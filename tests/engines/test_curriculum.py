@@ -27,12 +27,7 @@ from monai_ssl.transforms.pretext import RandJigsawd, RandRotationPretextd
 FEAT = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():  # 2 shared cores: one intra-op thread is ~50x faster than two fighting for them
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from monai_ssl.evaluation.ensemble import ensemble_evaluate, ensemble_probabilit
 from monai_ssl.evaluation.metrics import classification_metrics
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: on the shared, oversubscribed 2-core box, 2 OpenMP threads make each op up to ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(out: int, seed: int) -> nn.Module:

@@ -19,13 +19,7 @@ from monai_ssl.networks.nets import MaskedAutoencoderViT
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one intra-op thread (2 threads on a shared, loaded 2-core machine spin ~100x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny_resnet(num_classes: int = 2) -> ResNet:
     torch.manual_seed(0)

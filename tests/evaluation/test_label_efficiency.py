@@ -11,13 +11,7 @@ from monai_ssl.evaluation.label_efficiency import read_results, run_label_effici
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one intra-op thread (2 threads on a shared, loaded 2-core machine spin ~100x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def patient_datalist(n_patients: int = 40, per_patient: int = 2) -> list[dict]:
     return [{"image": torch.full((1, 4, 4), float(p % 2)), "label": p % 2, "patient_id": f"p{p}"}

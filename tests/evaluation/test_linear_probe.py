@@ -11,13 +11,7 @@ from monai_ssl.evaluation.linear_probe import LinearProbe, fit_linear_probe, knn
 from monai_ssl.evaluation.metrics import classification_metrics
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: on the shared, oversubscribed 2-core box, 2 OpenMP threads make each op up to ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _separable(n=200, d=10, seed=0, offset=0.0):

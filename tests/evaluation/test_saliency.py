@@ -14,13 +14,7 @@ from torch import nn
 from monai_ssl.evaluation.saliency import cam_fraction_in_roi, gradcam_maps, gradcam_overlays, vit_attention_map
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: on the shared, oversubscribed 2-core box, 2 OpenMP threads make each op up to ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class HalfMask(nn.Module):

@@ -28,13 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 MR_DIR = Path("/usr/share/mricron/templates")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core box, 2 spinning threads per process make steps ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _swin_mae(spatial_dims: int = 2, seed: int = 0, **kw) -> SwinMAE:

@@ -17,13 +17,7 @@ from monai_ssl.networks.nets import ContrastiveModel, ConvNeXt, ConvNeXtMAE, Mas
 from monai_ssl.networks.transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: on the shared, oversubscribed 2-core box, 2 OpenMP threads make each op up to ~100x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb(module: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> None:
