@@ -70,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="results/contrastive_covid")
     p.add_argument("--resume", action="store_true", help="keep <out>/results.csv rows and skip their (seed, method)")
     p.add_argument("--ckpt-dir", default=None, help="curriculum stage checkpoints (default: <out>/checkpoints)")
+    p.add_argument("--save-encoders", default=None, metavar="DIR",
+                   help="save each pretrained encoder as DIR/<method>_seed<seed>.pt (for re-probing without retraining)")
     return p.parse_args(argv)
 
 
@@ -240,6 +242,9 @@ def run_method(method: str, seed: int, splits: dict, args: argparse.Namespace, o
         info = {"stages": result["stages"], "order": result["order"], "probe": result["probe"]}
     seconds = time.perf_counter() - start
     gc.collect()  # drop this run's worker-backed loaders before the next run forks new workers
+    if args.save_encoders:
+        Path(args.save_encoders).mkdir(parents=True, exist_ok=True)
+        torch.save(encoder.state_dict(), Path(args.save_encoders) / f"{method}_seed{seed}.pt")
     probe = linear_probe(encoder, splits, args.device)
     losses = [s["epoch_losses"][-1] for s in info["stages"]]
     return {"seed": seed, "method": method, **probe, "pretrain_s": round(seconds, 1),
