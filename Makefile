@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed
 
 demo: install
-	$(PY) -m monai_ssl.demo
+	$(PY) scripts/demo.py
 
 test: install
 	$(PY) -m pytest -q

@@ -1,7 +1,7 @@
-"""`make demo`: the main job on the data that ships with the repository.
+"""Shipped-data summary: loads and checks the shipped datasets and prints their counts and a patient-level split.
 
-Today it loads and checks the shipped datasets and prints their summary and a patient-level split; the MICLe
-pretrain -> fine-tune pipeline replaces it as the bundles land.
+The first part of `make demo` (``scripts/demo.py``, which then runs MICLe pretraining and the 10 %-label
+classification comparison through the bundles); ``python -m monai_ssl.demo`` prints the summary alone.
 """
 
 from __future__ import annotations
