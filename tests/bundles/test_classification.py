@@ -295,3 +295,23 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into model.pt"
     ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY['epoch_length']}.pt", weights_only=True)
     assert set(ckpt["network"]) == set(state)
+
+
+def test_demo_table_and_plot(tmp_path):
+    """scripts/demo.py's results table (values and CIs from the reports) and plot, on made-up reports."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_script", REPO / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    rep = {m: {"value": 0.5 + 0.1 * i, "low": 0.4, "high": 0.9} for i, m in enumerate(demo.METRICS)}
+    results = {"scratch": {"report": {**rep, "n": {"value": 82.0}}, "val_auc": [0.5, 0.61], "n_train_images": 38},
+               "MICLe-pretrained": {"report": {**rep, "n": {"value": 82.0}}, "val_auc": [], "n_train_images": 38}}
+    md = demo.table(results)
+    lines = md.splitlines()
+    assert lines[2].startswith("| scratch | 38 | 0.610 | 0.500 [0.400, 0.900] | 0.600 [0.400, 0.900]")
+    assert "| MICLe-pretrained | 38 | n/a |" in lines[3] and "82 images" in md
+    demo.plot(results, tmp_path / "demo.png")
+    assert (tmp_path / "demo.png").stat().st_size > 1000
+    args = demo.parse_args([])
+    assert args.label_fraction == 0.1 and args.image_size == 64
