@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import BUNDLES, SCHEMA, SCHEMA_MD5
 
-BUNDLE_NAMES = ["micle_pretrain", "mae_pretrain"]
+BUNDLE_NAMES = sorted(p.parent.parent.name for p in BUNDLES.glob("*/configs/metadata.json"))
 
 
 @pytest.fixture
