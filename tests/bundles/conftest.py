@@ -75,6 +75,17 @@ def run_cli(args: list[str], cwd: str | Path, timeout: int = 300) -> subprocess.
                           capture_output=True, timeout=timeout)
 
 
+def run_torchrun(bundle: str, overrides: dict, output_dir: Path, port: int) -> None:
+    """``train.yaml`` + ``multi_gpu.yaml`` of ``bundle`` under ``torchrun --nproc_per_node 2`` (gloo on CPU)."""
+    files = config_files(bundle, "train", "multi_gpu")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "monai.bundle", "run", "--config_file", repr(files), "--output_dir", str(output_dir),
+           *cli_args(overrides)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+
 @pytest.fixture(scope="session")
 def micle_run(tmp_path_factory):
     """One tiny MICLe epoch through the Python API (shared by several tests)."""

@@ -9,15 +9,13 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from .conftest import BUNDLES, REPO, SCHEMA, SCHEMA_MD5, cli_args, config_files, error_chain, make_workflow, run_cli
-from .conftest import run_workflow
+from .conftest import BUNDLES, REPO, SCHEMA, SCHEMA_MD5, cli_args, error_chain, make_workflow, run_cli
+from .conftest import run_torchrun, run_workflow
 
 NAME = "classification"
 CONFIGS = BUNDLES / NAME / "configs"
@@ -284,13 +282,7 @@ def test_resume_continues_from_checkpoint(cls_run, tmp_path):
 def test_torchrun_two_processes_gloo(tmp_path):
     """multi_gpu.yaml under ``torchrun --nproc_per_node 2`` on CPU (gloo): DDP and DistributedSampler."""
     out = tmp_path / "out"
-    files = config_files(NAME, "train", "multi_gpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-           "-m", "monai.bundle", "run", "--config_file", repr(files), "--output_dir", str(out),
-           *cli_args({**TINY, "data_limit": 16})]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run_torchrun(NAME, {**TINY, "data_limit": 16}, out, port=29541)
     state = torch.load(out / "model.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into model.pt"
     ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY['epoch_length']}.pt", weights_only=True)

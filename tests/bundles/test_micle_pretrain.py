@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -22,6 +19,7 @@ from .conftest import (
     error_chain,
     make_workflow,
     run_cli,
+    run_torchrun,
     run_workflow,
 )
 
@@ -174,13 +172,7 @@ def test_cli_typo_error_is_clear(tmp_path):
 def test_torchrun_two_processes_gloo(tmp_path):
     """multi_gpu.yaml under ``torchrun --nproc_per_node 2`` on CPU (gloo): DDP, DistributedSampler, gathered NT-Xent."""
     out = tmp_path / "out"
-    files = config_files("micle_pretrain", "train", "multi_gpu")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "monai.bundle", "run", "--config_file", repr(files), "--output_dir", str(out),
-           *cli_args({**TINY_MICLE, "data_limit": 24})]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    run_torchrun("micle_pretrain", {**TINY_MICLE, "data_limit": 24}, out, port=29533)
     state = torch.load(out / "encoder.pt", weights_only=True)
     assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into the export"
     ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY_MICLE['epoch_length']}.pt", weights_only=True)
