@@ -108,10 +108,9 @@ def _check_compatible(source: dict, target: dict, src_name: str, dst_name: str, 
 
 def _as_state_dict(pretrained: str | os.PathLike | Mapping[str, torch.Tensor], checkpoint_key: str | None) -> dict:
     if isinstance(pretrained, Mapping):
-        state = {k: v for k, v in pretrained.items() if isinstance(v, torch.Tensor)}
-        if not state:
-            raise ValueError("pretrained state dict holds no tensors.")
-        return state
+        from ..networks.transfer import _unwrap  # same container handling as load_pretrained (DDP prefix, "network")
+
+        return _unwrap(pretrained, checkpoint_key)
     return load_checkpoint_weights(pretrained, key=checkpoint_key)
 
 
