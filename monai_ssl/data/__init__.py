@@ -24,6 +24,8 @@ _LAZY = {
     "MixedModalitySampler": "mixed_modality",
     "modality_probabilities": "mixed_modality",
 }
+_LAZY.update({"load_brain_mr": "brain_mr", "brain_mr_files": "brain_mr", "BRAIN_MR_CLASSES": "brain_mr",
+              "BRAIN_MR_FILES": "brain_mr", "BRAIN_MR_SHA256": "brain_mr"})
 
 __all__ = [
     "DataIntegrityError",
