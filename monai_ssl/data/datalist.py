@@ -169,6 +169,15 @@ def _check_dicom(ds: Any, check_pixels: bool) -> str | None:
     return None
 
 
+def _patient_id(ds: Any, path: Path) -> str:
+    """PatientID, else a per-study (or per-file) id: files lacking the tag must not share one pseudo-patient."""
+    pid = str(ds.get("PatientID", "") or "").strip()
+    if pid:
+        return pid
+    study = str(ds.get("StudyInstanceUID", "") or "").strip()
+    return f"unknown:{study}" if study else f"unknown:{path}"
+
+
 def _position(ds: Any) -> float:
     pos = ds.get("ImagePositionPatient")
     try:
@@ -199,7 +208,10 @@ def datalist_from_dicom(
     Returns:
         ``DicomScan(datalist, skipped)``. Items carry ``image``, ``patient_id``, ``study_id``, ``series_id``,
         ``modality``, ``photometric_interpretation``, ``instance_number``, ``view_position``, ``rows``, ``columns``
-        and ``number_of_frames``; files without a PatientID get ``patient_id = "unknown"``.
+        and ``number_of_frames``. Files without a PatientID (anonymised exports) are never pooled into one shared
+        "unknown" patient, which would make images of different people MICLe positives: they get
+        ``patient_id = "unknown:<StudyInstanceUID>"`` (one study = one patient), or ``"unknown:<path>"`` when the
+        study UID is absent too, and their number is logged.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist.
@@ -233,7 +245,7 @@ def datalist_from_dicom(
         items.append(
             {
                 "image": str(path),
-                "patient_id": str(ds.get("PatientID", "") or "unknown"),
+                "patient_id": _patient_id(ds, path),
                 "study_id": str(ds.get("StudyInstanceUID", "") or ""),
                 "series_id": str(ds.get("SeriesInstanceUID", "") or ""),
                 "modality": str(ds.get("Modality", "") or ""),
@@ -248,6 +260,10 @@ def datalist_from_dicom(
         )
     for s in skipped:
         logger.info("datalist_from_dicom skipped %s", s)
+    anonymous = sum(x["patient_id"].startswith("unknown:") for x in items)
+    if anonymous:
+        logger.warning("datalist_from_dicom: %d file(s) without PatientID grouped by StudyInstanceUID (or alone)",
+                       anonymous)
     items.sort(key=lambda x: (x["patient_id"], x["study_id"], x["series_id"], x["instance_number"], x["_position"]))
     if level == "series":
         series: dict[tuple, dict[str, Any]] = {}

@@ -3,6 +3,8 @@ positive views come from two *different* images of the case when it has several.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,9 +14,12 @@ from monai.transforms import Randomizable, apply_transform
 from monai.utils import MAX_SEED
 
 from ..utils.enums import SSLKeys, view_key
+from .datalist import SkippedFile
 from .splits import group_by_patient
 
 __all__ = ["MultiInstanceDataset"]
+
+logger = logging.getLogger(__name__)
 
 
 class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
@@ -43,9 +48,17 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
         cache: pre-compute ``cache_transform`` for every item at construction.
         label_key: optional key copied from the bag into the item (for monitors; never used by the loss).
         seed: seed of the pair draws and of ``view_transform``.
+        on_error: what a failing ``cache_transform`` (unreadable or corrupt file) does at construction:
+            ``"raise"`` (default) stops with an error naming the item, its patient and the file; ``"skip"`` (needs
+            ``cache=True``) leaves the image out of its bag, drops patients left with no readable image, warns, and
+            records every failure in :attr:`skipped` (``SkippedFile(path, reason)``) and the dropped patients in
+            :attr:`dropped_patients`.
 
     Raises:
-        ValueError: empty datalist, unknown ``pair_mode``, or items missing ``image_key``.
+        ValueError: empty datalist, unknown ``pair_mode``/``on_error``, ``on_error="skip"`` without ``cache``,
+            items missing ``image_key``, or (``"skip"``) no readable image at all.
+        RuntimeError: (``on_error="raise"``) an item cannot be prepared; the message names the item, patient and
+            the cause.
     """
 
     def __init__(
@@ -59,7 +72,12 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
         cache: bool = True,
         label_key: str | None = None,
         seed: int = 0,
+        on_error: str = "raise",
     ) -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got '{on_error}'")
+        if on_error == "skip" and not cache:
+            raise ValueError("on_error='skip' needs cache=True (unreadable files are found while caching)")
         if len(datalist) == 0:
             raise ValueError("MultiInstanceDataset: the datalist is empty")
         if pair_mode not in ("micle", "simclr"):
@@ -72,11 +90,43 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
         self.cache_transform = cache_transform
         self.image_key, self.patient_key, self.label_key = image_key, patient_key, label_key
         self.pair_mode = pair_mode
+        self.skipped: list[SkippedFile] = []
+        self.dropped_patients: list[str] = []
         groups = group_by_patient(self.datalist, patient_key)
+        self._cache = [self._try_prepare(i, on_error) for i in range(len(self.datalist))] if cache else None
+        if self.skipped:
+            groups = self._drop_unreadable(groups)
         self.patient_ids = list(groups)
         self.bags = [groups[p] for p in self.patient_ids]
-        self._cache = [self._prepare(i) for i in range(len(self.datalist))] if cache else None
         self.set_random_state(seed)
+
+    def _try_prepare(self, index: int, on_error: str) -> Any:
+        if on_error == "raise":
+            return self._prepare(index)
+        try:
+            return self._prepare(index)
+        except Exception as e:
+            source = self.datalist[index].get(self.image_key)
+            path = source if isinstance(source, str) else f"item {index}"
+            patient = self.datalist[index].get(self.patient_key)
+            self.skipped.append(SkippedFile(str(path), f"item {index} (patient {patient!r}): {str(e)[:400]}"))
+            return None
+
+    def _drop_unreadable(self, groups: dict[str, list[int]]) -> dict[str, list[int]]:
+        """Remove failed items from their bags and bags left empty; warn with the counts and the first files."""
+        kept = {p: [i for i in idx if self._cache[i] is not None] for p, idx in groups.items()}
+        self.dropped_patients = [p for p, idx in kept.items() if not idx]
+        kept = {p: idx for p, idx in kept.items() if idx}
+        shown = "; ".join(map(str, self.skipped[:3])) + (" ..." if len(self.skipped) > 3 else "")
+        message = (f"MultiInstanceDataset: skipped {len(self.skipped)} unreadable image(s) of {len(self.datalist)}; "
+                   f"{len(self.dropped_patients)} patient(s) left without a readable image and dropped "
+                   f"{self.dropped_patients[:10]}: {shown}")
+        if not kept:
+            raise ValueError(message.replace("skipped", "no readable image: all", 1))
+        warnings.warn(message, stacklevel=3)
+        for s in self.skipped:
+            logger.warning("skipped %s", s)
+        return kept
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
         super().set_random_state(seed, state)
@@ -90,10 +140,17 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
             try:
                 item = apply_transform(self.cache_transform, dict(item))
             except Exception as e:
+                cause = _first_informative(e)
                 raise RuntimeError(
-                    f"MultiInstanceDataset: preparing item {index} (patient {item.get(self.patient_key)!r}) failed: {e}"
+                    f"MultiInstanceDataset: preparing item {index} (patient {item.get(self.patient_key)!r}) failed: "
+                    f"{type(cause).__name__}: {cause}"
                 ) from e
         image = item[self.image_key]
+        if isinstance(image, (str, bytes)) or type(image).__name__.endswith("Path"):
+            raise RuntimeError(
+                f"MultiInstanceDataset: item {index} (patient {item.get(self.patient_key)!r}): '{self.image_key}' is "
+                f"still a file path ({image!s}); pass a cache_transform that loads it (e.g. LoadMedicalImaged)"
+            )
         return image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
 
     def _image(self, index: int) -> torch.Tensor:
@@ -122,3 +179,14 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
         if self.label_key is not None:
             out[self.label_key] = self.datalist[bag[0]].get(self.label_key)
         return out
+
+
+def _first_informative(exc: BaseException) -> BaseException:
+    """The first exception in ``exc``'s cause chain that is not MONAI's bare "applying transform ..." wrapper."""
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        if not str(exc).startswith("applying transform"):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return seen[0]

@@ -15,13 +15,15 @@ __all__ = ["group_by_patient", "patient_split", "label_fraction_subset"]
 def group_by_patient(datalist: Sequence[dict], patient_key: str = "patient_id") -> dict[str, list[int]]:
     """Map each patient id to the indices of its items, in datalist order.
 
-    Items without ``patient_key`` are their own patient (id ``"__item_<index>"``), so image-level datasets such as
-    MedMNIST work unchanged.
+    Items without ``patient_key`` (absent, None, an empty string or a float NaN, as pandas writes empty cells) are
+    their own patient (id ``"__item_<index>"``), so image-level datasets such as MedMNIST work unchanged and
+    unlabelled rows are never pooled into one pseudo-patient.
     """
     groups: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(datalist):
         pid = item.get(patient_key)
-        groups[str(pid) if pid is not None else f"__item_{i}"].append(i)
+        missing = pid is None or (isinstance(pid, str) and not pid.strip()) or (isinstance(pid, float) and pid != pid)
+        groups[f"__item_{i}" if missing else str(pid)].append(i)
     return dict(groups)
 
 
