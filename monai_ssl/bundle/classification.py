@@ -228,7 +228,7 @@ def evaluate_checkpoints(
     Returns:
         ``{"report": {metric: {value, low, high}}, "member_metrics": [...], "checkpoints": [...]}``.
     """
-    from ..evaluation import classification_metrics, classification_report, ensemble_evaluate, ensemble_probabilities
+    from ..evaluation import classification_report, ensemble_evaluate
 
     paths = [ckpt_paths] if isinstance(ckpt_paths, (str, os.PathLike)) else list(ckpt_paths)
     if not paths:
@@ -236,11 +236,8 @@ def evaluate_checkpoints(
     models = [load_weights(copy.deepcopy(network), p, "ensemble_ckpts" if len(paths) > 1 else "ckpt_path").eval()
               for p in paths]
     res = ensemble_evaluate(models, loader, device=device, task="binary")
-    # average the members' positive-class probabilities here: with 2-logit members ensemble_evaluate's
-    # MeanEnsembled output ("ensemble") collapses the class axis on MONAI 1.6.1 (reported upstream in the project)
-    members = [m[:, 1] if m.ndim == 2 else m for m in res["members"]]
-    probs, labels = ensemble_probabilities(members).float(), res["labels"].long()
-    member_metrics = [classification_metrics(m, labels, "binary") for m in members]
+    probs, labels = res["ensemble"][:, 1].float(), res["labels"].long()
+    member_metrics = res["member_metrics"]
     if len(probs) != len(items):
         raise ValueError(f"evaluate: {len(probs)} predictions for {len(items)} items (the loader must not shuffle "
                          "or drop items)")

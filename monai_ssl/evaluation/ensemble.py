@@ -117,7 +117,7 @@ def ensemble_evaluate(
         "member_metrics": [K dicts], "ensemble_metrics": dict}`` (CPU float tensors; metrics when requested).
     """
     from monai.engines import EnsembleEvaluator
-    from monai.transforms import Activationsd, Compose, MeanEnsembled
+    from monai.transforms import Activationsd, Compose, CopyItemsd, MeanEnsembled
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
@@ -138,7 +138,11 @@ def ensemble_evaluate(
         # per-sample (decollated) logits (C,): sigmoid for one logit or multi-label, else softmax over classes
         return Activationsd(keys=key, other=lambda x: logits_to_probabilities(x.reshape(1, -1), task)[0])
 
-    post = Compose([*(to_probs(k) for k in pred_keys), MeanEnsembled(keys=pred_keys, output_key="pred", weights=w)])
+    # MONAI's MeanEnsembled reads a single key as members already stacked on dim 0, so one member would be
+    # averaged over its class axis: a one-model "ensemble" copies its probabilities instead
+    average = (MeanEnsembled(keys=pred_keys, output_key="pred", weights=w) if len(models) > 1
+               else CopyItemsd(keys=pred_keys[0], names="pred"))
+    post = Compose([*(to_probs(k) for k in pred_keys), average])
     epoch_length = len(loader) if hasattr(loader, "__len__") else None
     evaluator = EnsembleEvaluator(device=device, val_data_loader=loader, networks=models, pred_keys=pred_keys,
                                   epoch_length=epoch_length, prepare_batch=prepare_batch, postprocessing=post)

@@ -105,3 +105,15 @@ def test_evaluator_multilabel_and_bad_batch():
     assert np.isfinite(out["ensemble_metrics"]["accuracy"])
     with pytest.raises(KeyError, match="no key 'img'"):
         ensemble_evaluate(models, batches, image_key="img")
+
+
+def test_evaluator_one_member_is_that_member():
+    # MONAI's MeanEnsembled reads one key as pre-stacked members (it would average over the class axis -> 0.5)
+    model = _model(2, 7)
+    batches, images, labels = _loader(n=10, num_classes=2)
+    out = ensemble_evaluate([model], batches, task="binary")
+    with torch.no_grad():
+        expected = torch.softmax(model(images), dim=1)
+    torch.testing.assert_close(out["ensemble"], expected)
+    torch.testing.assert_close(out["members"][0], expected)
+    assert out["ensemble_metrics"] == pytest.approx(out["member_metrics"][0])
