@@ -137,6 +137,7 @@ class LoadMedicalImage(Transform):
         if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
             if path.stat().st_size == 0:
                 raise ValueError(f"{path}: empty file (0 bytes)")
+            _verify_2d(path)
             if self._monai_2d is None:
                 from monai.data import PILReader
 
@@ -150,10 +151,33 @@ class LoadMedicalImage(Transform):
         try:
             img = loader(str(path))
         except Exception as e:  # readers raise many types on corrupt files
+            if "cannot find a suitable reader" in str(e):  # MONAI tried every reader: not "install a library"
+                raise ValueError(
+                    f"{path}: cannot read image (no reader could open it: the file is corrupt, cut short or not an "
+                    f"image of the format its suffix '{''.join(path.suffixes)}' says)"
+                ) from e
             raise ValueError(f"{path}: cannot read image ({type(e).__name__}: {str(e)[:200]})") from e
         if img.ndim == 4 and path.suffix.lower() in (".png", ".jpg", ".jpeg") and img.shape[0] == 1:
             img = img[0].movedim(-1, 0)
         return img
+
+
+def _verify_2d(path: Path) -> None:
+    """Fail fast, with Pillow's reason, on a PNG/JPEG/... that is not an image or is cut short.
+
+    Without this MONAI's ``LoadImage`` falls through every registered reader (ITK, nibabel, ...) for a file Pillow
+    cannot identify, takes seconds, and ends with "install the reader libraries", which misleads.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.verify()  # PNG: chunk CRCs and the end of the stream; other formats: the header
+    except UnidentifiedImageError as e:
+        raise ValueError(f"{path}: cannot read image (not a {path.suffix.lstrip('.').upper()} file Pillow can "
+                         "identify: wrong format or corrupt header)") from e
+    except Exception as e:  # truncated or corrupt streams raise OSError/SyntaxError/struct.error ...
+        raise ValueError(f"{path}: cannot read image (corrupt or truncated: {type(e).__name__}: {str(e)[:200]})") from e
 
 
 def _is_dicom(path: Path) -> bool:
