@@ -1,0 +1,72 @@
+"""Helpers for the bad-input corpus: real files copied into ``tmp_path`` and then damaged, and the text of an error.
+
+Every case is generated at test time from a real file (pydicom's bundled test DICOMs, the shipped NIfTI and npz
+images); nothing broken is committed. Each test asserts that the error (or the skip report) names the file or the
+key *and* the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "data"
+
+
+def error_text(exc: BaseException) -> str:
+    """Messages of ``exc`` and of its causes, joined: MONAI's ``Compose``/``apply_transform`` wrap the error that
+    names the file in a ``RuntimeError("applying transform ...")``, and tracebacks show the whole chain."""
+    parts, seen = [], []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        parts.append(f"{type(exc).__name__}: {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return "\n".join(parts)
+
+
+def pydicom_file(name: str) -> Path:
+    """A DICOM bundled in the pydicom wheel (never one pydicom would download)."""
+    pydicom_data = pytest.importorskip("pydicom.data")
+    base = Path(pydicom_data.get_testdata_file("CT_small.dcm")).parent
+    for root, _, files in os.walk(base):
+        if name in files:
+            return Path(root) / name
+    pytest.skip(f"{name} is not bundled with this pydicom")
+
+
+def copy_to(src: Path, dst: Path) -> Path:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src, dst)
+    return dst
+
+
+def truncate(src: Path, dst: Path, fraction: float = 0.5) -> Path:
+    """Write the first ``fraction`` of ``src``'s bytes to ``dst`` (a download or copy cut short)."""
+    data = Path(src).read_bytes()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def covid_images(n: int) -> list[np.ndarray]:
+    """The first ``n`` shipped COVID CXR images, (256, 256) uint8 (read from the npz directly: fast)."""
+    with np.load(DATA / "covid_cxr_256.npz", allow_pickle=False) as z:
+        return [np.asarray(z["images"][i]) for i in range(n)]
+
+
+def save_png(array: np.ndarray, path: Path) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture()
+def dcm():
+    return pydicom_file

@@ -1,0 +1,107 @@
+"""Bad DICOM input: truncated files, no pixel data, not DICOM at all, wrong modality for a preset.
+
+Each case must raise an error naming the file and the reason (loader, presets) or be skipped with its reason
+(``datalist_from_dicom``) — never load silently.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from monai_ssl.data import datalist_from_dicom
+from monai_ssl.transforms import CTPresetd, LoadMedicalImage, LoadMedicalImaged, MRPresetd, USPresetd, XRayPresetd
+
+from .conftest import copy_to, error_text, truncate
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.timeout(60)]
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9])
+def test_truncated_dicom_pixel_data(tmp_path, dcm, fraction):
+    """Header intact, pixel data cut: the loader refuses it with the byte counts, the scan skips it."""
+    bad = truncate(dcm("CT_small.dcm"), tmp_path / "cut" / "ct_cut.dcm", fraction)
+    with pytest.raises(ValueError) as err:
+        LoadMedicalImage()(bad)
+    msg = str(err.value)
+    assert str(bad) in msg and "pixel data cannot be decoded" in msg and "less than expected" in msg
+    scan = datalist_from_dicom(bad.parent)
+    assert scan.datalist == []
+    assert len(scan.skipped) == 1 and scan.skipped[0].path == str(bad)
+    assert "truncated pixel data" in scan.skipped[0].reason and "of 32768 bytes" in scan.skipped[0].reason
+
+
+def test_truncated_dicom_header(tmp_path, dcm):
+    """Cut inside the header (300 bytes): not readable as DICOM; the dictionary loader names the key too."""
+    bad = truncate(dcm("CT_small.dcm"), tmp_path / "ct_head.dcm", 300 / dcm("CT_small.dcm").stat().st_size)
+    with pytest.raises(ValueError) as err:
+        LoadMedicalImaged("image")({"image": str(bad)})
+    msg = str(err.value)
+    assert msg.startswith("key 'image': ") and str(bad) in msg
+    assert "not a readable DICOM file" in msg or "no pixel data" in msg
+    (skipped,) = datalist_from_dicom(tmp_path).skipped
+    assert skipped.path == str(bad) and ("unreadable DICOM" in skipped.reason or "pixel data" in skipped.reason)
+
+
+def test_pydicom_truncated_sample(tmp_path, dcm):
+    """pydicom's own MR_truncated.dcm (pixel data shorter than Rows x Columns)."""
+    bad = copy_to(dcm("MR_truncated.dcm"), tmp_path / "mr_truncated.dcm")
+    with pytest.raises(ValueError, match=r"mr_truncated\.dcm: pixel data cannot be decoded"):
+        LoadMedicalImage()(bad)
+    (skipped,) = datalist_from_dicom(tmp_path).skipped
+    assert "truncated pixel data" in skipped.reason
+
+
+@pytest.mark.parametrize("name", ["rtplan.dcm", "test-SR.dcm"])
+def test_dicom_without_pixel_data(tmp_path, dcm, name):
+    """Valid DICOM objects that are not images (RT plan/structure set, structured report)."""
+    src = copy_to(dcm(name), tmp_path / name)
+    with pytest.raises((RuntimeError, ValueError)) as err:  # Compose wraps the loader's ValueError
+        XRayPresetd("image")({"image": str(src)})
+    assert f"{src}: DICOM has no pixel data" in error_text(err.value)
+    (skipped,) = datalist_from_dicom(tmp_path).skipped
+    assert skipped.path == str(src) and skipped.reason.startswith("no pixel data (Modality")
+
+
+def test_not_dicom_with_dcm_suffix(tmp_path):
+    bad = tmp_path / "report.dcm"
+    bad.write_text("patient report, not an image\n")
+    with pytest.raises(ValueError, match=r"report\.dcm: not a readable DICOM file \(InvalidDicomError"):
+        LoadMedicalImage()(bad)
+    (skipped,) = datalist_from_dicom(tmp_path).skipped
+    assert "not a DICOM file" in skipped.reason
+
+
+def test_zero_byte_dicom(tmp_path):
+    bad = tmp_path / "empty.dcm"
+    bad.write_bytes(b"")
+    with pytest.raises(ValueError) as err:
+        LoadMedicalImage()(bad)
+    assert str(bad) in str(err.value) and "not a readable DICOM file" in str(err.value)
+    (skipped,) = datalist_from_dicom(tmp_path).skipped
+    assert skipped.path == str(bad)
+
+
+@pytest.mark.parametrize(
+    "name, preset, modality",
+    [
+        ("MR_small.dcm", XRayPresetd, "MR"),   # an MR slice fed to the X-ray chain
+        ("MR_small.dcm", CTPresetd, "MR"),     # ... to the CT chain (HU windows would be meaningless)
+        ("CT_small.dcm", MRPresetd, "CT"),
+        ("CT_small.dcm", USPresetd, "CT"),
+    ],
+)
+def test_wrong_modality_for_preset(tmp_path, dcm, name, preset, modality):
+    src = copy_to(dcm(name), tmp_path / name)
+    kwargs = {"spatial_dims": 2} if preset is MRPresetd else {}
+    with pytest.raises((RuntimeError, ValueError)) as err:
+        preset("image", **kwargs)({"image": str(src)})
+    text = error_text(err.value)
+    assert f"DICOM Modality '{modality}' where this chain expects" in text
+    assert "key 'image'" in text and name in text
+
+
+def test_right_modality_still_loads(tmp_path, dcm):
+    """Control: the checks above are not refusing everything."""
+    src = copy_to(dcm("CT_small.dcm"), tmp_path / "ct.dcm")
+    out = CTPresetd("image", spatial_size=32)({"image": str(src)})["image"]
+    assert out.shape == (1, 32, 32) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
