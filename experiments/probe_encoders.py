@@ -1,0 +1,125 @@
+"""Frozen-feature diagnosis for the label-efficiency runs: linear probe and kNN on the encoders' pooled features.
+
+Fine-tuning mixes two things: how good the pretrained features are, and how far the labelled subset can move the
+whole network. This script holds the encoder fixed and asks only the first question, on the same label fractions
+and seeds as ``experiments/label_efficiency.py`` (nested, label-stratified subsets of the PneumoniaMNIST train
+split, :func:`~monai_ssl.data.label_fraction_subset`) and the official test split:
+
+* ``random``: the MONAI ResNet-18 at its seeded random initialisation (the fine-tuning "scratch" start);
+* every ``<name>_encoder.pt`` given with ``--encoder NAME=PATH`` (e.g. the SimCLR encoders the label-efficiency
+  runs cached).
+
+Per fraction and seed: an L2-regularised logistic-regression probe (:func:`~monai_ssl.evaluation.fit_linear_probe`,
+L2 chosen on the validation split) and cosine kNN (:func:`~monai_ssl.evaluation.knn.knn_predict`, k = 20), scored by
+test AUC. Writes ``<out>/probe.csv`` and ``<out>/probe.md``.
+
+Run (a couple of CPU-minutes)::
+
+    python experiments/probe_encoders.py --encoder simclr150=results/label_efficiency/simclr_encoder.pt \\
+        --encoder simclr600=results/label_efficiency_long/simclr_encoder.pt --out results/label_efficiency
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from label_efficiency import load_encoder, load_splits, make_classifier  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--encoder", action="append", default=[], metavar="NAME=PATH", help="cached encoder state dict")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--k", type=int, default=20, help="kNN neighbours")
+    p.add_argument("--stem-stride", type=int, default=2)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default="results/label_efficiency")
+    args = p.parse_args(argv)
+    encoders = {}
+    for spec in args.encoder:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not Path(path).is_file():
+            p.error(f"--encoder {spec!r}: expected NAME=PATH to an existing file")
+        encoders[name] = Path(path)
+    args.encoders = encoders
+    # load_splits reads these
+    args.dataset, args.data_root, args.size = "pneumoniamnist", None, 28
+    return args
+
+
+@torch.no_grad()
+def features(model: torch.nn.Module, items: list[dict]) -> torch.Tensor:
+    """(N, 512) pooled features: the classifier without its ``fc``."""
+    model.eval()
+    fc, model.fc = model.fc, torch.nn.Identity()
+    x = torch.stack([d["image"] for d in items])
+    out = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
+    model.fc = fc
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from monai_ssl.data import label_fraction_subset
+    from monai_ssl.evaluation import fit_linear_probe
+    from monai_ssl.evaluation.metrics import auc_score
+    from monai_ssl.evaluation.knn import knn_predict
+
+    splits = load_splits(args)
+    for split in ("train", "val", "test"):
+        for i, d in enumerate(splits[split]):
+            d["index"] = i
+    labels = {k: torch.tensor([d["label"] for d in splits[k]]) for k in ("train", "val", "test")}
+    rows = []
+    names = ["random", *args.encoders]
+    for name in names:
+        model = make_classifier(0, args.stem_stride)
+        if name != "random":
+            load_encoder(model, args.encoders[name])
+        feats = {k: features(model, splits[k]) for k in ("train", "val", "test")}
+        for fraction in args.fractions:
+            for seed in args.seeds:
+                idx = torch.tensor([d["index"] for d in label_fraction_subset(splits["train"], fraction, seed=seed)])
+                xtr, ytr = feats["train"][idx], labels["train"][idx]
+                probe = fit_linear_probe(xtr, ytr, feats["val"], labels["val"], task="binary")
+                lin = auc_score(probe.predict_proba(feats["test"]), labels["test"])
+                knn = knn_predict(torch.nn.functional.normalize(xtr, dim=1), ytr,
+                                  torch.nn.functional.normalize(feats["test"], dim=1), 2, k=args.k)
+                row = {"encoder": name, "fraction": fraction, "seed": seed, "n_labelled": len(idx),
+                       "linear_probe_auc": lin, "knn_auc": auc_score(knn[:, 1], labels["test"])}
+                rows.append(row)
+                print(row, flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "probe.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["# Frozen features on PneumoniaMNIST (test AUC, mean ± std over seeds)", "",
+             f"command: `python experiments/probe_encoders.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
+             "| encoder | label fraction | n labelled | linear probe | kNN (k=%d) |" % args.k, "|---|---|---|---|---|"]
+    for name in names:
+        for fraction in args.fractions:
+            sel = [r for r in rows if r["encoder"] == name and r["fraction"] == fraction]
+            cells = []
+            for key in ("linear_probe_auc", "knn_auc"):
+                v = [r[key] for r in sel]
+                cells.append(f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0:.3f}")
+            lines.append(f"| {name} | {fraction:g} | {sel[0]['n_labelled']} | {cells[0]} | {cells[1]} |")
+    (out / "probe.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
