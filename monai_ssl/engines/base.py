@@ -19,11 +19,23 @@ __all__ = ["SSLTrainer", "prepare_ssl_batch"]
 
 def prepare_ssl_batch(batchdata: Any, device: torch.device | str | None = None, non_blocking: bool = False,
                       **kwargs: Any) -> dict:
-    """Move every tensor of a batch dictionary to ``device``; other values (ids, paths) pass through."""
+    """Move every tensor of a batch dictionary to ``device``; other values (ids, paths) pass through.
+
+    ``kwargs`` go to ``Tensor.to``; a ``memory_format`` (e.g. ``torch.channels_last`` through the trainer's
+    ``to_kwargs``) is applied to the 4-D ``(B, C, H, W)`` / 5-D tensors it fits (``channels_last_3d`` for 5-D) and
+    skipped for labels and ids.
+    """
     if not isinstance(batchdata, dict):
         raise TypeError(f"SSL trainers expect dictionary batches, got {type(batchdata).__name__}")
-    return {k: v.to(device, non_blocking=non_blocking, **kwargs) if isinstance(v, torch.Tensor) else v
-            for k, v in batchdata.items()}
+    memory_format = kwargs.pop("memory_format", None)
+
+    def move(v: torch.Tensor) -> torch.Tensor:
+        v = v.to(device, non_blocking=non_blocking, **kwargs)
+        if memory_format in (torch.channels_last, torch.channels_last_3d) and v.ndim in (4, 5):
+            v = v.contiguous(memory_format=torch.channels_last if v.ndim == 4 else torch.channels_last_3d)
+        return v
+
+    return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batchdata.items()}
 
 
 class SSLTrainer(Trainer):

@@ -219,3 +219,12 @@ def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
     b = resumed.parser.get_parsed_content("network_def").state_dict()
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+
+
+def test_channels_last_switch_trains_in_channels_last(tmp_path):
+    wf = run_workflow("micle_pretrain", output_dir=str(tmp_path), channels_last=True, resume=False, **TINY_MICLE)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    assert trainer.state.iteration == TINY_MICLE["epoch_length"] and math.isfinite(float(trainer.state.output["loss"]))
+    conv1 = wf.parser.get_parsed_content("network_def").encoder.conv1
+    assert conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert trainer.to_kwargs == {"memory_format": torch.channels_last}
