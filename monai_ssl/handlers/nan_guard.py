@@ -6,6 +6,7 @@ import torch
 from ignite.engine import Engine
 from monai.engines.utils import IterationEvents
 
+from ..utils.dist import get_rank, get_world_size
 from ..utils.enums import SSLKeys
 
 __all__ = ["NaNGuard", "NonFiniteLossError"]
@@ -22,21 +23,39 @@ class NaNGuard:
     optimizer step, so the weights (and every checkpoint written so far) stay those of the last good step. Unlike
     Ignite's ``TerminateOnNan`` (which fires after the step), nothing of the bad iteration is applied.
 
+    Under ``torch.distributed`` (DDP) every process checks its own loss and the verdicts are all-reduced, so all
+    processes stop at the same iteration: a process stopping alone would leave the others blocked for ever in the
+    gradient all-reduce of ``backward``. The error names the ranks whose loss was non-finite.
+
     Args:
         loss_key: key of the loss in ``engine.state.output``.
+        sync_distributed: share the verdict across processes when ``torch.distributed`` is initialised with more
+            than one process (one all-reduce of ``world_size`` flags per iteration). Must be the same on every rank.
     """
 
-    def __init__(self, loss_key: str = SSLKeys.LOSS.value) -> None:
+    def __init__(self, loss_key: str = SSLKeys.LOSS.value, sync_distributed: bool = True) -> None:
         self.loss_key = loss_key
+        self.sync_distributed = sync_distributed
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        loss = engine.state.output[self.loss_key]
-        if not bool(torch.isfinite(torch.as_tensor(loss)).all()):
+        loss = torch.as_tensor(engine.state.output[self.loss_key])
+        bad = not bool(torch.isfinite(loss).all())
+        where = ""
+        if self.sync_distributed and get_world_size() > 1:
+            import torch.distributed as dist
+
+            flags = torch.zeros(get_world_size(), device=loss.device)
+            flags[get_rank()] = float(bad)
+            dist.all_reduce(flags)
+            ranks = [r for r, f in enumerate(flags.tolist()) if f > 0]
+            bad = bool(ranks)
+            where = f" on rank(s) {ranks} of {get_world_size()}"
+        if bad:
             raise NonFiniteLossError(
-                f"non-finite loss ({float(torch.as_tensor(loss).float().mean())}) at epoch {engine.state.epoch}, "
+                f"non-finite loss{where} (this rank: {float(loss.float().mean())}) at epoch {engine.state.epoch}, "
                 f"iteration {engine.state.iteration}: training stopped before this step was applied; the weights "
                 "and the last checkpoint are from the last good step (lower the learning rate, check the inputs "
                 "for NaN, or enable gradient clipping)"

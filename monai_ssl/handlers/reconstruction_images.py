@@ -91,6 +91,8 @@ class ReconstructionImageHandler:
         max_images, slice_axis: see :func:`reconstruction_grid`.
         image_key, pred_key, mask_key: batch/output keys.
         prefix: file name prefix and TensorBoard tag.
+        enabled: False attaches nothing (e.g. ``torch.distributed.get_rank() != 0`` in multi-GPU configs, so only
+            one process writes the images).
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class ReconstructionImageHandler:
         pred_key: str = SSLKeys.PRED.value,
         mask_key: str = SSLKeys.MASK.value,
         prefix: str = "reconstruction",
+        enabled: bool = True,
     ) -> None:
         if output_dir is None and summary_writer is None:
             raise ValueError("ReconstructionImageHandler needs output_dir and/or summary_writer.")
@@ -122,9 +125,12 @@ class ReconstructionImageHandler:
         self.slice_axis = slice_axis
         self.image_key, self.pred_key, self.mask_key = image_key, pred_key, mask_key
         self.prefix = prefix
+        self.enabled = bool(enabled)
         self.written: list[str] = []
 
     def attach(self, engine: Engine) -> None:
+        if not self.enabled:
+            return
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.every_n_epochs), self)
 
     def __call__(self, engine: Engine) -> None:
@@ -135,7 +141,9 @@ class ReconstructionImageHandler:
                 raise KeyError(f"ReconstructionImageHandler: engine.state.{name} has no {key!r}.")
         patch_size = self.patch_size
         if patch_size is None:
-            patch_size = getattr(getattr(engine, "network", None), "pred_patch_size", None)
+            network = getattr(engine, "network", None)
+            network = getattr(network, "module", network)  # DistributedDataParallel / DataParallel wrapper
+            patch_size = getattr(network, "pred_patch_size", None)
             if patch_size is None:
                 raise ValueError("patch_size not given and engine.network has no pred_patch_size.")
         grid = reconstruction_grid(
