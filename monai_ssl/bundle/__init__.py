@@ -29,3 +29,7 @@ __all__ = [
     "require_path",
     "unwrap_model",
 ]
+
+from . import segmentation  # noqa: E402  (bundles/segmentation helpers: monai_ssl.bundle.segmentation.*)
+
+__all__ += ["segmentation"]
