@@ -30,6 +30,14 @@ __all__ = [
     "unwrap_model",
 ]
 
-from . import segmentation  # noqa: E402  (bundles/segmentation helpers: monai_ssl.bundle.segmentation.*)
+from . import segmentation  # noqa: E402  (bundles/segmentation helpers)
+from .segmentation import (  # noqa: E402
+    block_split,
+    evaluate_segmentation,
+    list_volumes,
+    segment_files,
+    segmentation_datalists,
+)
 
-__all__ += ["segmentation"]
+__all__ += ["block_split", "evaluate_segmentation", "list_volumes", "segment_files", "segmentation",
+            "segmentation_datalists"]

@@ -21,7 +21,8 @@ NAME = "segmentation"
 CONFIGS = BUNDLES / NAME / "configs"
 # a small SwinUNETR (64 px is the smallest ROI its instance-normed bottleneck takes) and one tiny epoch
 TINY_SWIN = {"networks#swinunetr#feature_size": 12, "networks#swinunetr#num_heads": [1, 2, 2, 4]}
-TINY = {"roi_size": 64, "batch_size": 4, "max_epochs": 1, "epoch_length": 2, "data_limit": 4, "progress_bar": False,
+TINY = {"roi_size": 64, "batch_size": 4, "max_epochs": 1, "epoch_length": 2, "data_limit": 4, "val_interval": 1,
+        "progress_bar": False,
         **TINY_SWIN}
 SWIN_KW = {"feature_size": 12, "num_heads": (1, 2, 2, 4), "depths": (2, 2, 2, 2), "window_size": 7, "patch_size": 2}
 
@@ -78,14 +79,14 @@ def test_block_split_and_datalists_are_deterministic_and_disjoint():
     assert sum(d["image"].shape[-1] for d in d3["test"]) == len(block_split(79, 16)["test"])
 
 
-def _dice_direct(net, items, roi):
+def _dice_direct(net, items, roi, overlap):
     """Pooled per-class Dice computed here: sliding window + argmax + counts (independent of the bundle helper)."""
     from monai.inferers import sliding_window_inference
 
     inter, psum, ysum = np.zeros(3), np.zeros(3), np.zeros(3)
     with torch.no_grad():
         for d in items:
-            p = sliding_window_inference(d["image"][None], roi, 4, net.eval(), overlap=0.5)[0].argmax(0)
+            p = sliding_window_inference(d["image"][None], roi, 4, net.eval(), overlap=overlap)[0].argmax(0)
             y = d["label"][0].long()
             for c in range(3):
                 inter[c] += ((p == c) & (y == c)).sum().item()
@@ -108,7 +109,7 @@ def test_evaluate_writes_per_class_dice(seg_run, tmp_path):
     net = _swinunetr()
     net.load_state_dict(torch.load(out / "model.pt", weights_only=True))
     items = wf.parser.get_parsed_content("datalists")["test"]
-    direct = _dice_direct(net, items, (64, 64))
+    direct = _dice_direct(net, items, (64, 64), wf.parser.get_parsed_content("overlap"))
     np.testing.assert_allclose([res["per_class"][c]["dice_pooled"] for c in ("grey_matter", "white_matter")],
                                direct[1:], atol=1e-6)
 
