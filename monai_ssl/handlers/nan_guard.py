@@ -41,7 +41,7 @@ class NaNGuard:
         engine.add_event_handler(IterationEvents.LOSS_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        loss = torch.as_tensor(engine.state.output[self.loss_key])
+        loss = torch.as_tensor(engine.state.output[self.loss_key]).detach()
         bad = not bool(torch.isfinite(loss).all())
         where = ""
         if self.sync_distributed and get_world_size() > 1:
