@@ -29,11 +29,14 @@ class NaNGuard:
 
     Args:
         loss_key: key of the loss in ``engine.state.output``.
-        sync_distributed: share the verdict across processes when ``torch.distributed`` is initialised with more
-            than one process (one all-reduce of ``world_size`` flags per iteration). Must be the same on every rank.
+        sync_distributed: share the verdict across processes (one all-reduce of ``world_size`` flags per iteration)
+            when ``torch.distributed`` is initialised with more than one process. ``None`` (default): only when the
+            engine's ``network`` is a ``DistributedDataParallel`` model, i.e. when every process runs this engine
+            in lock-step (an engine that runs on one rank only, e.g. a rank-0 linear probe, must not wait for the
+            others); True/False force it on/off (then the same on every rank).
     """
 
-    def __init__(self, loss_key: str = SSLKeys.LOSS.value, sync_distributed: bool = True) -> None:
+    def __init__(self, loss_key: str = SSLKeys.LOSS.value, sync_distributed: bool | None = None) -> None:
         self.loss_key = loss_key
         self.sync_distributed = sync_distributed
 
@@ -44,7 +47,10 @@ class NaNGuard:
         loss = torch.as_tensor(engine.state.output[self.loss_key]).detach()
         bad = not bool(torch.isfinite(loss).all())
         where = ""
-        if self.sync_distributed and get_world_size() > 1:
+        sync = self.sync_distributed
+        if sync is None:
+            sync = isinstance(getattr(engine, "network", None), torch.nn.parallel.DistributedDataParallel)
+        if sync and get_world_size() > 1:
             import torch.distributed as dist
 
             flags = torch.zeros(get_world_size(), device=loss.device)
