@@ -4,7 +4,8 @@ The execution test runs each notebook with ``nbclient`` in a fresh ``python3`` k
 working directory and ``MONAI_SSL_TUTORIAL_FAST=1`` (small sizes and step counts, < ~60 s of CPU each), so a broken
 notebook fails ``make test``. The full-size run (``MONAI_SSL_TUTORIAL_FAST=0``, a few minutes each) is ``slow``.
 
-Set ``MONAI_SSL_TUTORIAL_KEEP=<folder>`` to keep the executed notebooks (with outputs) there for a look.
+Set ``MONAI_SSL_TUTORIAL_KEEP=<folder>`` to keep the executed notebooks (with outputs) there for a look, and
+``MONAI_SSL_TUTORIAL_TIMEOUT=<seconds>`` to change the per-notebook budget (300 s) on a slow or busy machine.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[2]
 TUTORIALS = REPO / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("*.ipynb"))
-FAST_TIMEOUT_S = 300  # whole notebook, FAST settings
+# whole notebook, FAST settings (< ~60 s on an idle 2-core box; the margin is for shared, oversubscribed CI
+# machines); MONAI_SSL_TUTORIAL_TIMEOUT overrides it
+FAST_TIMEOUT_S = float(os.environ.get("MONAI_SSL_TUTORIAL_TIMEOUT", "300"))
 FULL_TIMEOUT_S = 1800  # whole notebook, full settings (slow test)
 PARAMETER_FLAG = "MONAI_SSL_TUTORIAL_FAST"
 
