@@ -176,17 +176,41 @@ def test_pretrained_vit_mae_inits_unetr(tmp_path):
     assert any("arch='unetr'" in str(e) for e in error_chain(err.value))
 
 
+def _mr_series(folder):
+    """A 4-slice DICOM series made from pydicom's MR_small.dcm (new UIDs, positions 2 mm apart)."""
+    import copy
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    folder.mkdir()
+    src = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    series = generate_uid()
+    for i in range(4):
+        ds = copy.deepcopy(src)
+        ds.SeriesInstanceUID, ds.SOPInstanceUID, ds.InstanceNumber = series, generate_uid(), i + 1
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient, ds.SliceLocation = [x, y, z + 2.0 * i], z + 2.0 * i
+        ds.save_as(folder / f"slice_{i}.dcm")
+    return folder
+
+
 def test_inference_on_shipped_nifti_and_pydicom_mr_dicom(seg_run, tmp_path):
     import nibabel as nib
     from pydicom.data import get_testdata_file
 
     _, out = seg_run
     nifti, dicom = REPO / "data" / "brain_mr_t1_2mm.nii.gz", get_testdata_file("MR_small.dcm")
+    series = _mr_series(tmp_path / "mr_series")
     # 4 mm inference grid keeps the test fast; the label map is resampled back onto the input grid
-    wf = run_workflow(NAME, "train", "inference", output_dir=str(out), input_path=[str(nifti), dicom],
+    wf = run_workflow(NAME, "train", "inference", output_dir=str(out), input_path=[str(nifti), dicom, str(series)],
                       pred_dir=str(tmp_path), infer_spacing=[4.0, 4.0, 4.0], **TINY)
     written = wf.parser.get_parsed_content("infer#outputs")
-    assert [p.split("/")[-1] for p in written] == ["brain_mr_t1_2mm_seg.nii.gz", "MR_small_seg.nii.gz"]
+    assert [p.split("/")[-1] for p in written] == ["brain_mr_t1_2mm_seg.nii.gz", "MR_small_seg.nii.gz",
+                                                   "mr_series_seg.nii.gz"]
+    assert nib.load(written[2]).shape == (64, 64, 4)  # the series as one volume, on its own grid
     vol, src = nib.load(written[0]), nib.load(str(nifti))
     assert vol.shape == src.shape and np.allclose(vol.affine, src.affine)
     assert vol.get_data_dtype() == np.uint8 and set(np.unique(np.asarray(vol.dataobj))) <= {0, 1, 2}
