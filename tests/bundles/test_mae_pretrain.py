@@ -65,13 +65,27 @@ def test_swin_export_loads_into_swinunetr(mae_run):
     state = torch.load(out / "encoder.pt", weights_only=True)
     assert state and all(k.startswith("swinViT.") for k in state)
     net = wf.parser.get_parsed_content("network_def")
-    seg = SwinUNETR(in_channels=1, out_channels=2, feature_size=net.feature_size, spatial_dims=2, patch_size=4)
+    seg = SwinUNETR(in_channels=1, out_channels=2, feature_size=net.feature_size, spatial_dims=2,
+                    patch_size=net.patch_size[0])
     _encoder_fully_loaded(seg, state, prefix="swinViT.")
     # the project's loader takes the exported file as a plain state dict
     report = load_pretrained(SwinUNETR(in_channels=1, out_channels=2, feature_size=net.feature_size, spatial_dims=2,
-                                       patch_size=4), out / "encoder.pt", kind="state_dict")
+                                       patch_size=net.patch_size[0]), out / "encoder.pt", kind="state_dict")
     assert report.loaded_fraction == 1.0
     assert json.loads((out / "encoder.pt.json").read_text())["network_name"] == "swin"
+
+
+def test_default_swin_export_feeds_the_segmentation_bundle(mae_run, tmp_path):
+    """mae_pretrain's default Swin-MAE -> segmentation's default SwinUNETR, by overriding only pretrained_ckpt."""
+    _, out = mae_run
+    seg = {"roi_size": 64, "batch_size": 2, "max_epochs": 1, "epoch_length": 1, "data_limit": 2, "val_interval": 1,
+           "progress_bar": False}
+    wf = run_workflow("segmentation", output_dir=str(tmp_path), pretrained_ckpt=str(out / "encoder.pt"), **seg)
+    network = wf.parser.get_parsed_content("network")
+    exported = torch.load(out / "encoder.pt", weights_only=True)
+    # the trainer ran one step from the MAE weights: patch embedding moved by at most one small AdamW step
+    moved = (network.swinViT.patch_embed.proj.weight.detach() - exported["swinViT.patch_embed.proj.weight"]).abs()
+    assert float(moved.max()) < 1e-2
 
 
 @pytest.mark.slow
