@@ -123,13 +123,12 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, met
     """
     from monai.utils import optional_import
 
-    plt, has_plt = optional_import("matplotlib.pyplot")
-    if not has_plt:
+    # a bare Figure (no pyplot): nothing global changes, so a notebook's inline backend keeps working
+    Figure, has_mpl = optional_import("matplotlib.figure", name="Figure")
+    if not has_mpl:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
+    fig = Figure(figsize=(5, 3.6), dpi=120)
+    ax = fig.subplots()
     for init in dict.fromkeys(r["init"] for r in rows):
         fracs = sorted({float(r["fraction"]) for r in rows if r["init"] == init})
         means, stds = [], []
@@ -148,7 +147,6 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, met
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

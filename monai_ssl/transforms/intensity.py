@@ -6,6 +6,8 @@ Percentile clipping, z-score and min-max scaling are MONAI's own (``ScaleIntensi
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -133,6 +135,13 @@ class HUWindow(Transform):
         return torch.cat(out, dim=0)
 
 
+def _finite(value) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 class DicomWindow(Transform):
     """Apply the VOI window stored in a DICOM header (``meta["WindowCenter"]/["WindowWidth"]``) -> [0, 1].
 
@@ -147,7 +156,7 @@ class DicomWindow(Transform):
         meta = getattr(img, "meta", {}) or {}
         x = torch.as_tensor(img, dtype=torch.float32)
         center, width = meta.get("WindowCenter"), meta.get("WindowWidth")
-        if center is not None and width is not None and width > 0:
+        if _finite(center) and _finite(width) and width > 0:  # absent tags are NaN (or None from other loaders)
             lo, hi = center - width / 2, center + width / 2
         elif self.fallback_percentiles is not None:
             q = torch.tensor(self.fallback_percentiles, dtype=torch.float32) / 100.0

@@ -32,6 +32,11 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
+def _float_or_nan(value) -> float:
+    v = _float_or_none(value)
+    return float("nan") if v is None else v
+
+
 def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_rescale: bool = True) -> MetaTensor:
     """Read one DICOM file into a channel-first float32 MetaTensor.
 
@@ -42,7 +47,7 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
       and ``meta["PhotometricInterpretation"]`` then reads ``MONOCHROME2``; the original is kept in
       ``meta["original_photometric_interpretation"]``.
 
-    Metadata also carries ``Modality``, ``WindowCenter``/``WindowWidth`` (first value, None when absent),
+    Metadata also carries ``Modality``, ``WindowCenter``/``WindowWidth`` (first value, NaN when absent),
     ``spacing`` and ``filename_or_obj``; the affine encodes the pixel spacing.
 
     Raises:
@@ -100,8 +105,9 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
         "Modality": str(ds.get("Modality", "") or ""),
         "PhotometricInterpretation": pi_out,
         "original_photometric_interpretation": pi,
-        "WindowCenter": _float_or_none(ds.get("WindowCenter")),
-        "WindowWidth": _float_or_none(ds.get("WindowWidth")),
+        # NaN, not None, when absent: a batch of files with and without a VOI window still collates
+        "WindowCenter": _float_or_nan(ds.get("WindowCenter")),
+        "WindowWidth": _float_or_nan(ds.get("WindowWidth")),
         "spacing": spacing,
         "is_cine": frames > 1,
         "num_frames": frames,

@@ -141,3 +141,17 @@ def test_bad_arguments(tmp_path):
         run_label_efficiency({"train": patient_datalist()}, {"a": rec.init("a")}, rec.train, rec.evaluate,
                              tmp_path, log=None)
     assert summarise_results([]) == "(no results)"
+
+
+def test_plot_leaves_the_matplotlib_backend_alone(tmp_path, monkeypatch):
+    # a notebook's inline backend must survive: plot_results draws on a bare Figure, never through pyplot
+    import matplotlib
+
+    from monai_ssl.evaluation.label_efficiency import plot_results
+
+    monkeypatch.setitem(matplotlib.rcParams, "backend", "module://matplotlib_inline.backend_inline")
+    before = matplotlib.rcParams._get_backend_or_none()
+    rows = [{"init": i, "fraction": f, "seed": s, "test_auc": 0.5 + 0.1 * f + 0.01 * s}
+            for i in ("scratch", "ssl") for f in (0.01, 1.0) for s in (0, 1)]
+    assert plot_results(rows, tmp_path / "p.png").stat().st_size > 1000
+    assert matplotlib.rcParams._get_backend_or_none() == before

@@ -78,3 +78,25 @@ def test_errors_name_file_and_reason(tmp_path, dcm):
     (tmp_path / "junk.dcm").write_bytes(b"\x00" * 10)
     with pytest.raises(ValueError, match="junk.dcm: not a readable DICOM"):
         loader({"image": str(tmp_path / "junk.dcm")})
+
+
+def test_files_with_and_without_voi_window_collate(dcm, tmp_path):
+    # MR_small has WindowCenter/Width; a copy without them must still batch with it (absent = NaN, not None)
+    from monai.data import list_data_collate
+
+    from monai_ssl.transforms import DicomWindow
+
+    ds = pydicom.dcmread(dcm("MR_small.dcm"))
+    del ds.WindowCenter, ds.WindowWidth
+    bare = tmp_path / "no_window.dcm"
+    ds.save_as(bare)
+    load = LoadMedicalImaged("image")
+    items = [load({"image": dcm("MR_small.dcm")}), load({"image": str(bare)})]
+    assert items[0]["image"].meta["WindowCenter"] == 600.0 and np.isnan(items[1]["image"].meta["WindowCenter"])
+    batch = list_data_collate(items)
+    assert batch["image"].shape == (2, 1, 64, 64)
+    # the header window applies to the first file, the percentile fallback to the second
+    windowed = [DicomWindow()(d["image"]) for d in items]
+    x = items[0]["image"].float()
+    np.testing.assert_allclose(windowed[0].numpy(), ((x - (600 - 800)) / 1600).clamp(0, 1).numpy(), rtol=1e-5, atol=1e-6)
+    assert float(windowed[1].min()) == 0.0 and float(windowed[1].max()) == 1.0
