@@ -100,3 +100,26 @@ def mae_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("mae_run")
     wf = run_workflow("mae_pretrain", output_dir=str(out), **TINY_MAE)
     return wf, out
+
+
+def assert_typo_refused(bundle: str, typo: str, correct: str, value=1) -> None:
+    """An override key with a typo stops ``initialize`` with a ``BundleConfigError`` suggesting ``correct``."""
+    from monai_ssl.bundle import BundleConfigError
+
+    wf = make_workflow(bundle, **{typo: value})
+    with pytest.raises(RuntimeError) as err:
+        wf.initialize()
+    found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
+    assert found and f"'{typo}' (did you mean '{correct}'?)" in str(found[0])
+
+
+def assert_missing_paths_named(bundle: str, tmp_path: Path,
+                               keys: tuple[str, ...] = ("pretrained_ckpt", "dataset_dir", "datalist")) -> None:
+    """Each path key pointing nowhere stops ``initialize`` with a ``FileNotFoundError`` naming the key and path."""
+    for key in keys:
+        missing = tmp_path / "nowhere" / key
+        wf = make_workflow(bundle, **{key: str(missing)})
+        with pytest.raises(Exception) as err:
+            wf.initialize()
+        msgs = [str(e) for e in error_chain(err.value) if isinstance(e, FileNotFoundError)]
+        assert msgs and f"config key '{key}'" in msgs[0] and str(missing) in msgs[0], key

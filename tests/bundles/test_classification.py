@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from .conftest import BUNDLES, REPO, SCHEMA, SCHEMA_MD5, cli_args, error_chain, make_workflow, run_cli
-from .conftest import run_torchrun, run_workflow
+from .conftest import assert_missing_paths_named, assert_typo_refused, run_torchrun, run_workflow
 
 NAME = "classification"
 CONFIGS = BUNDLES / NAME / "configs"
@@ -233,20 +233,8 @@ def test_metadata_offline_verify_net_in_out_and_ckpt_export(cls_run, tmp_path, m
 
 
 def test_typo_and_missing_paths_name_the_key(tmp_path):
-    from monai_ssl.bundle import BundleConfigError
-
-    wf = make_workflow(NAME, label_fractoin=0.1)
-    with pytest.raises(RuntimeError) as err:
-        wf.initialize()
-    found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
-    assert found and "'label_fractoin' (did you mean 'label_fraction'?)" in str(found[0])
-    for key in ("pretrained_ckpt", "dataset_dir", "datalist"):
-        missing = tmp_path / "nowhere" / key
-        wf = make_workflow(NAME, **{key: str(missing)})
-        with pytest.raises(Exception) as err:
-            wf.initialize()
-        msgs = [str(e) for e in error_chain(err.value) if isinstance(e, FileNotFoundError)]
-        assert msgs and f"config key '{key}'" in msgs[0] and str(missing) in msgs[0], key
+    assert_typo_refused(NAME, "label_fractoin", "label_fraction", 0.1)
+    assert_missing_paths_named(NAME, tmp_path)
     wf = make_workflow(NAME, "train", "inference", input_path=str(tmp_path / "no_images"),
                        ckpt_path=str(tmp_path / "no_model.pt"))
     with pytest.raises(Exception) as err:

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import BUNDLES, REPO, cli_args, error_chain, make_workflow, run_cli, run_torchrun, run_workflow
+from .conftest import BUNDLES, REPO, assert_missing_paths_named, assert_typo_refused, cli_args, error_chain, make_workflow
+from .conftest import run_cli, run_torchrun, run_workflow
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -246,20 +247,8 @@ def test_metadata_verify_net_in_out_and_ckpt_export(seg_run, tmp_path):
 
 
 def test_typo_and_missing_paths_name_the_key(tmp_path):
-    from monai_ssl.bundle import BundleConfigError
-
-    wf = make_workflow(NAME, roi_sise=64)
-    with pytest.raises(RuntimeError) as err:
-        wf.initialize()
-    found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
-    assert found and "'roi_sise' (did you mean 'roi_size'?)" in str(found[0])
-    for key in ("pretrained_ckpt", "dataset_dir", "datalist"):
-        missing = tmp_path / "nowhere" / key
-        wf = make_workflow(NAME, **{key: str(missing)})
-        with pytest.raises(Exception) as err:
-            wf.initialize()
-        msgs = [str(e) for e in error_chain(err.value) if isinstance(e, FileNotFoundError)]
-        assert msgs and f"config key '{key}'" in msgs[0] and str(missing) in msgs[0], key
+    assert_typo_refused(NAME, "roi_sise", "roi_size", 64)
+    assert_missing_paths_named(NAME, tmp_path)
     # a dataset folder without the shipped volumes names the missing files
     (tmp_path / "empty").mkdir()
     wf = make_workflow(NAME, dataset_dir=str(tmp_path / "empty"))
