@@ -2,8 +2,9 @@
 
 Fine-tuning mixes two things: how good the pretrained features are, and how far the labelled subset can move the
 whole network. This script holds the encoder fixed and asks only the first question, on the same label fractions
-and seeds as ``experiments/label_efficiency.py`` (nested, label-stratified subsets of the PneumoniaMNIST train
-split, :func:`~monai_ssl.data.label_fraction_subset`) and the official test split:
+and seeds as ``experiments/label_efficiency.py`` (nested, label-stratified subsets of the training split, whole
+patients, :func:`~monai_ssl.data.label_fraction_subset`) and its test split (``--dataset pneumoniamnist`` or
+``covid``):
 
 * ``random``: the MONAI ResNet-18 at its seeded random initialisation (the fine-tuning "scratch" start);
 * every ``<name>_encoder.pt`` given with ``--encoder NAME=PATH`` (e.g. the SimCLR encoders the label-efficiency
@@ -35,6 +36,9 @@ from label_efficiency import load_encoder, load_splits, make_classifier  # noqa:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", default="pneumoniamnist", choices=("pneumoniamnist", "covid"),
+                   help="as experiments/label_efficiency.py (COVID: 64 px, patient-level split --split-seed)")
+    p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--encoder", action="append", default=[], metavar="NAME=PATH", help="cached encoder state dict")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -51,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         encoders[name] = Path(path)
     args.encoders = encoders
     # load_splits reads these
-    args.dataset, args.data_root, args.size = "pneumoniamnist", None, 28
+    args.data_root, args.size = None, 28 if args.dataset == "pneumoniamnist" else 64
     return args
 
 
@@ -89,7 +93,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         feats = {k: features(model, splits[k]) for k in ("train", "val", "test")}
         for fraction in args.fractions:
             for seed in args.seeds:
-                idx = torch.tensor([d["index"] for d in label_fraction_subset(splits["train"], fraction, seed=seed)])
+                subset = label_fraction_subset(splits["train"], fraction, seed=seed)  # whole patients (COVID)
+                idx = torch.tensor([d["index"] for d in subset])
                 xtr, ytr = feats["train"][idx], labels["train"][idx]
                 probe = fit_linear_probe(xtr, ytr, feats["val"], labels["val"], task="binary")
                 lin = auc_score(probe.predict_proba(feats["test"]), labels["test"])
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    lines = ["# Frozen features on PneumoniaMNIST (test AUC, mean ± std over seeds)", "",
+    what = "PneumoniaMNIST" if args.dataset == "pneumoniamnist" else f"COVID CXR {args.size} px (split seed {args.split_seed})"
+    lines = [f"# Frozen features on {what} (test AUC, mean ± std over seeds)", "",
              f"command: `python experiments/probe_encoders.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
              "| encoder | label fraction | n labelled | linear probe | kNN (k=%d) |" % args.k, "|---|---|---|---|---|"]
     for name in names:
