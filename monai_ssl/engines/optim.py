@@ -10,7 +10,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["LARS", "build_optimizer", "param_groups_without_decay", "speed_up_network", "warmup_cosine_schedule"]
+__all__ = ["LARS", "build_optimizer", "param_groups_without_decay", "warmup_cosine_schedule"]
 
 
 class LARS(Optimizer):
@@ -89,35 +89,6 @@ def build_optimizer(model: nn.Module, name: str = "adamw", lr: float = 1e-3, wei
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True, fused=fused or None)
     raise ValueError(f"unknown optimizer '{name}'; use 'lars', 'adamw' or 'sgd'")
-
-
-def speed_up_network(network: nn.Module, channels_last: bool = False, compile: bool | str = False,
-                     compile_backend: str = "inductor") -> nn.Module:
-    """Optional GPU-throughput switches for a network, both off by default.
-
-    Args:
-        network: the model (already on its device).
-        channels_last: convert conv weights to ``torch.channels_last`` (4-D) / ``channels_last_3d`` (5-D) memory
-            format; pair it with ``to_kwargs={"memory_format": torch.channels_last}`` on the trainer so batches
-            arrive in the same format (pays off for convolutional nets under AMP on tensor-core GPUs).
-        compile: ``True`` or a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``):
-            wrap the network in ``torch.compile``. The wrapper shares parameters with ``network``, so optimisers
-            and checkpoints may use either; :func:`monai_ssl.bundle.unwrap_model` recovers the module.
-        compile_backend: ``torch.compile`` backend (``"eager"`` traces without generating code: a cheap check).
-
-    Returns:
-        the network (converted in place) or its compiled wrapper.
-    """
-    if channels_last:
-        dims = {p.ndim for p in network.parameters()}
-        if 5 in dims:
-            network = network.to(memory_format=torch.channels_last_3d)
-        elif 4 in dims:
-            network = network.to(memory_format=torch.channels_last)
-    if compile:
-        mode = None if compile is True else str(compile)
-        network = torch.compile(network, mode=mode, backend=compile_backend)
-    return network
 
 
 def warmup_cosine_schedule(optimizer: Optimizer, warmup_steps: int, total_steps: int,
