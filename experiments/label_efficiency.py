@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=None, help="folder with the dataset's .npz (default: shipped data)")
     p.add_argument("--size", type=int, default=None, help="image side (default: 28 PneumoniaMNIST, 64 COVID)")
     p.add_argument("--split-seed", type=int, default=0, help="COVID patient-level split seed (fixed for all runs)")
+    p.add_argument("--test-split", default="test", choices=("test", "val+test"),
+                   help="COVID: score on the test patients (15 %%) or on val + test (30 %%, twice the negatives; the "
+                        "runner uses no validation data: fixed step budgets, no model selection)")
     p.add_argument("--inits", nargs="+", default=None, choices=INITS,
                    help="default: scratch simclr (PneumoniaMNIST), scratch simclr micle (COVID)")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
@@ -122,6 +125,8 @@ def load_splits(args: argparse.Namespace) -> dict[str, list[dict]]:
              for d in items]
     split = patient_split(items, fractions=(0.7, 0.15, 0.15), seed=args.split_seed)
     out = {k: [d for d in split[k] if d["label"] >= 0] for k in ("train", "val", "test")}
+    if getattr(args, "test_split", "test") == "val+test":  # held-out patients = val + test; nothing left to tune on
+        out["test"], out["val"] = out["val"] + out["test"], []
     out["pretrain"] = split["train"]
     return out
 
@@ -189,6 +194,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"label efficiency: {settings}; train/val/test/pretrain {[len(v) for v in splits.values()]}", flush=True)
 
     ckpt_dir = Path(args.ckpt_dir) if args.ckpt_dir else out
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpts = {name: ckpt_dir / f"{name}_encoder.pt" for name in args.inits if name != "scratch"}
     for name, ckpt in ckpts.items():
         if not ckpt.exists():  # pretrain once; the log line is kept next to the results for the summary
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     f"{'patients' if name == 'micle' else 'images'} x 2 views, loss {run['epoch_losses'][-1]:.3f}, "
                     f"{time.perf_counter() - t0:.0f}s")
             print(line, flush=True)
-            (out / f"{name}_pretrain.txt").write_text(line + "\n")
+            (ckpt_dir / f"{name}_pretrain.txt").write_text(line + "\n")  # describes the cached encoder
 
     def init_fn(name: str):
         def make(seed: int) -> torch.nn.Module:
@@ -231,9 +237,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     test = splits["test"]
     what = (f"PneumoniaMNIST {args.size} px, official test split ({len(test)} images)" if args.dataset == "pneumoniamnist"
             else f"COVID CXR {args.size} px, COVID-19 vs other finding, patient-level split seed {args.split_seed} "
-                 f"(test: {len(test)} images of {len({d['patient_id'] for d in test})} patients, "
+                 f"({'val + test' if args.test_split == 'val+test' else 'test'}: {len(test)} images of {len({d['patient_id'] for d in test})} patients, "
                  f"{sum(d['label'] == 0 for d in test)} other)")
-    log_lines = [f.read_text().strip() for f in sorted(out.glob("*_pretrain.txt"))]
+    log_lines = [(ckpt_dir / f"{n}_pretrain.txt").read_text().strip() for n in sorted(ckpts)
+                 if (ckpt_dir / f"{n}_pretrain.txt").is_file()]
     header = [f"# Label efficiency: {what}", "",
               f"command: `python experiments/label_efficiency.py {settings}`", "",
               f"fine-tuning steps per fraction: {steps_of}, batch {args.batch_size}, AdamW lr {args.lr}, "
