@@ -48,6 +48,17 @@ def test_monitor_writes_metrics():
     va = DataLoader([{"image": x, "label": y} for x, y in zip(xte, binary_te)], batch_size=8)
     monitor = KNNMonitor(nn.Identity(), tr, va, num_classes=2, k=3)
     metrics = monitor.compute()
-    assert metrics["knn_accuracy"] > 0.8 and metrics["knn_auc"] > 0.8
+    assert metrics["knn_accuracy"] > 0.8 and metrics["knn_auc"] > 0.8 and metrics["knn_balanced_accuracy"] > 0.8
     feats, labels = extract_features(nn.Identity(), va)
     assert feats.shape == (15, 3) and labels.tolist() == binary_te.tolist()
+
+
+def test_monitor_balanced_accuracy_exposes_majority_vote():
+    """9 validation images of class 0 and 1 of class 1, a bank where every neighbour is class 0: accuracy 0.9,
+    balanced accuracy 0.5 (class-0 recall 1, class-1 recall 0)."""
+    bank = [{"image": torch.tensor([1.0, 0.0]), "label": torch.tensor(0)} for _ in range(4)]
+    val = [{"image": torch.tensor([1.0, 0.1 * i]), "label": torch.tensor(int(i == 9))} for i in range(10)]
+    metrics = KNNMonitor(nn.Identity(), DataLoader(bank, batch_size=4), DataLoader(val, batch_size=4),
+                         num_classes=2, k=3).compute()
+    assert metrics["knn_accuracy"] == pytest.approx(0.9)
+    assert metrics["knn_balanced_accuracy"] == pytest.approx(0.5)
