@@ -1,4 +1,4 @@
-"""Label efficiency: MONAI ResNet-18 from scratch vs SSL-pretrained (SimCLR, MICLe), fine-tuned on 1/10/100 % labels.
+"""Label efficiency: MONAI ResNet-18 or ViT from scratch vs SSL-pretrained (SimCLR, MICLe, MAE), 1/10/100 % labels.
 
 Two datasets (``--dataset``):
 
@@ -16,13 +16,35 @@ Two datasets (``--dataset``):
   :func:`~monai_ssl.engines.run_stage`, :class:`~monai_ssl.losses.NTXentLoss`, two views of
   :func:`~monai_ssl.transforms.cxr_augmentations` with a milder crop scale than 224 px training uses, since 8 % of
   a 28 px image is an 8 px patch). Pretraining runs once per init (seed ``--pretrain-seed``) and the encoder is
-  cached in ``<out>/<init>_encoder.pt`` (reused by reruns); the same encoder initialises all fine-tuning seeds.
+  cached in ``<ckpt-dir>/<init>_encoder.pt`` (default ``--out``; reused by reruns) with its log line in
+  ``<init>_pretrain.txt``; the same encoder initialises all fine-tuning seeds.
+
+``--arch vit`` swaps the network for a small MONAI ``ViT`` classifier (:data:`VIT`: hidden 96, 4 blocks of 3
+heads, MLP 384 (0.45 M parameters: a 192-wide, 6-block ViT costs 4x more per step, about 5 s per batch of 32 on
+the shared CPU), patch 4 up to 32 px (49 tokens at 28 px), 8 up to 128 px, else 16; ``classification=True`` with a
+class token and a plain linear 2-way head (MONAI's default ``Tanh`` post-activation would cap the logits at +-1);
+fixed sin-cos position table, no qkv bias). Inits:
+
+* ``scratch``: that ViT from its seeded random init;
+* ``mae``: the same ViT whose encoder (patch embedding, blocks, final norm) is first pretrained as a
+  :class:`~monai_ssl.networks.nets.MaskedAutoencoderViT` (same encoder config, decoder :data:`MAE_DECODER`, 75 %
+  of the patches masked, norm-pix loss) on the ``pretrain`` images without labels, through
+  :func:`~monai_ssl.engines.run_stage` (a ``"masked"`` :class:`~monai_ssl.engines.CurriculumStage`:
+  :class:`~monai_ssl.engines.MaskedAutoencoderTrainer`, AdamW betas (0.9, 0.95), weight decay 0.05, warm-up +
+  cosine), views from :func:`~monai_ssl.transforms.mae_augmentations` (random resized crop ``--mae-crop-scale``,
+  default 50-100 % area since 28 px is small, and a horizontal flip). ``mae_encoder.pt`` holds the encoder in
+  MONAI ``ViT`` names and loads with :func:`~monai_ssl.networks.transfer.load_pretrained` (``kind="mae_vit"``),
+  which must place every cached tensor; only the class token and the head stay fresh (the MAE has no class token).
+
+SimCLR / MICLe need ``--arch resnet18`` (the default) and MAE needs ``--arch vit``; an output folder remembers its
+network (``network.txt``) so a resumed run cannot mix ResNet and ViT rows under one init name.
 
 Every init is fine-tuned end-to-end identically (:func:`~monai_ssl.evaluation.finetune_classifier`: AdamW,
 warm-up + cosine, 2-output softmax CE, random horizontal flips) for a fixed number of optimisation steps per label
 fraction (``--steps``: the CPU budget), on nested label-stratified subsets of the training split
 (:func:`~monai_ssl.data.label_fraction_subset`, whole patients), and scored by AUC (+ accuracy, balanced accuracy,
-F1) on the test split. :func:`~monai_ssl.evaluation.run_label_efficiency` writes ``results.csv`` after every run
+F1) on the test split. ``--layer-decay`` scales the learning rate per ResNet stage or per ViT block
+(:func:`~monai_ssl.evaluation.layerwise_lr_decay_groups`). :func:`~monai_ssl.evaluation.run_label_efficiency` writes ``results.csv`` after every run
 (``--resume`` is the default: rerunning continues), ``summary.md`` and ``label_efficiency.png``.
 
 CPU smoke (about a minute)::
@@ -34,6 +56,8 @@ Small CPU budgets (the committed runs; the exact commands are in ``<out>/summary
 
     python experiments/label_efficiency.py --out results/label_efficiency
     python experiments/label_efficiency.py --dataset covid --out results/label_efficiency_covid
+    python experiments/label_efficiency.py --arch vit --inits scratch mae --pretrain-steps 1500 \
+        --out results/label_efficiency_vit
 """
 
 from __future__ import annotations
@@ -46,14 +70,26 @@ from typing import Any
 
 import torch
 
-INITS = ("scratch", "simclr", "micle")
-PRETTY = {"simclr": "SimCLR", "micle": "MICLe"}
+INITS = ("scratch", "simclr", "micle", "mae")
+ARCH_INITS = {"resnet18": ("scratch", "simclr", "micle"), "vit": ("scratch", "mae")}
+PRETTY = {"simclr": "SimCLR", "micle": "MICLe", "mae": "MAE"}
 DEFAULT_INITS = {"pneumoniamnist": ["scratch", "simclr"], "covid": ["scratch", "simclr", "micle"]}
+# the --arch vit encoder (ViT classifier and MAE encoder alike) and the MAE's light decoder
+VIT = {"hidden_size": 96, "mlp_dim": 384, "num_layers": 4, "num_heads": 3}
+MAE_DECODER = {"decoder_hidden_size": 64, "decoder_mlp_dim": 256, "decoder_num_layers": 2, "decoder_num_heads": 2}
+MASKING_RATIO = 0.75
+
+
+def vit_patch_size(size: int) -> int:
+    """ViT patch side for images of side ``size``: 4 up to 32 px, 8 up to 128 px, else 16."""
+    return 4 if size <= 32 else 8 if size <= 128 else 16
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", default="pneumoniamnist", choices=("pneumoniamnist", "covid"))
+    p.add_argument("--arch", default="resnet18", choices=tuple(ARCH_INITS),
+                   help="resnet18 (inits scratch simclr micle) or a small ViT (inits scratch mae; see VIT)")
     p.add_argument("--data-root", default=None, help="folder with the dataset's .npz (default: shipped data)")
     p.add_argument("--size", type=int, default=None, help="image side (default: 28 PneumoniaMNIST, 64 COVID)")
     p.add_argument("--split-seed", type=int, default=0, help="COVID patient-level split seed (fixed for all runs)")
@@ -61,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="COVID: score on the test patients (15 %%) or on val + test (30 %%, twice the negatives; the "
                         "runner uses no validation data: fixed step budgets, no model selection)")
     p.add_argument("--inits", nargs="+", default=None, choices=INITS,
-                   help="default: scratch simclr (PneumoniaMNIST), scratch simclr micle (COVID)")
+                   help="default: scratch simclr (PneumoniaMNIST), scratch simclr micle (COVID), scratch mae (ViT)")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, nargs="+", default=[60, 100, 150],
@@ -71,13 +107,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up share of the fine-tuning steps")
     p.add_argument("--layer-decay", type=float, default=None,
-                   help="stage-wise LR decay for fine-tuning (both inits); default: one learning rate")
+                   help="LR decay per ResNet stage / ViT block for fine-tuning (every init); default: one LR")
     p.add_argument("--stem-stride", type=int, default=2, help="ResNet-18 7x7 stem stride (MONAI default 1: 4x cost)")
-    p.add_argument("--pretrain-steps", type=int, default=150, help="SimCLR optimisation steps")
-    p.add_argument("--pretrain-batch-size", type=int, default=64, help="SimCLR images per step (x2 views)")
+    p.add_argument("--pretrain-steps", type=int, default=150, help="SimCLR / MICLe / MAE optimisation steps")
+    p.add_argument("--pretrain-batch-size", type=int, default=64,
+                   help="SimCLR images (x2 views) / MICLe patients / MAE images per step")
     p.add_argument("--pretrain-lr", type=float, default=1e-3)
     p.add_argument("--temperature", type=float, default=0.2)
     p.add_argument("--crop-scale", type=float, nargs=2, default=[0.3, 1.0], help="SimCLR random-resized-crop area")
+    p.add_argument("--mae-crop-scale", type=float, nargs=2, default=[0.5, 1.0], help="MAE random-resized-crop area")
     p.add_argument("--pretrain-seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -85,8 +123,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-dir", default=None, help="pretrained encoder cache <init>_encoder.pt (default: <out>)")
     p.add_argument("--fresh", action="store_true", help="ignore an existing results.csv (default: resume)")
     args = p.parse_args(argv)
-    args.inits = args.inits or DEFAULT_INITS[args.dataset]
+    args.inits = args.inits or (["scratch", "mae"] if args.arch == "vit" else DEFAULT_INITS[args.dataset])
     args.size = args.size or (28 if args.dataset == "pneumoniamnist" else 64)
+    wrong = [i for i in args.inits if i not in ARCH_INITS[args.arch]]
+    if wrong:
+        other = "vit" if args.arch == "resnet18" else "resnet18"
+        p.error(f"--inits {' '.join(wrong)} cannot initialise --arch {args.arch} (it pretrains the "
+                f"{'ViT' if other == 'vit' else 'ResNet-18'}): use --arch {other}, or inits from "
+                f"{' '.join(ARCH_INITS[args.arch])}")
+    if args.arch == "vit" and args.size % vit_patch_size(args.size):
+        p.error(f"--arch vit: --size {args.size} is not a multiple of its patch size {vit_patch_size(args.size)}")
     if "micle" in args.inits and args.dataset != "covid":
         p.error("micle needs patient ids: use --dataset covid")
     if len(args.steps) == 1:
@@ -131,16 +177,22 @@ def load_splits(args: argparse.Namespace) -> dict[str, list[dict]]:
     return out
 
 
-def make_classifier(seed: int, stem_stride: int) -> torch.nn.Module:
-    from monai.networks.nets import resnet18
+def make_classifier(seed: int, stem_stride: int = 2, arch: str = "resnet18", size: int = 28) -> torch.nn.Module:
+    """Seeded 2-class classifier: MONAI ResNet-18 (``stem_stride``) or the :data:`VIT` ``ViT`` for ``size`` px."""
+    from monai.networks.nets import ViT, resnet18
 
     torch.manual_seed(seed)
+    if arch == "vit":
+        return ViT(in_channels=1, img_size=size, patch_size=vit_patch_size(size), spatial_dims=2, classification=True,
+                   num_classes=2, pos_embed_type="sincos", post_activation=None, **VIT)
     return resnet18(spatial_dims=2, n_input_channels=1, num_classes=2, conv1_t_stride=stem_stride)
 
 
 def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
     """SimCLR (two views of one image) or MICLe (two different images of one patient where it has 2+) on
-    ``items`` with labels unused; saves the encoder state dict to ``path``."""
+    ``items`` with labels unused (MAE: :func:`pretrain_mae`); saves the encoder state dict to ``path``."""
+    if kind == "mae":
+        return pretrain_mae(items, args, path)
     from monai.data import DataLoader, Dataset
     from monai.networks.nets import resnet18
 
@@ -171,11 +223,90 @@ def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, pat
     return summary
 
 
-def load_encoder(model: torch.nn.Module, path: Path) -> Any:
-    """Copy the cached SimCLR encoder (MONAI ResNet names, no ``fc``) into ``model``; report of what loaded."""
+def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    """MAE pretraining of the :data:`VIT` encoder on ``items`` (labels unused) through a ``"masked"``
+    :class:`~monai_ssl.engines.CurriculumStage`; saves the encoder in MONAI ``ViT`` names to ``path``."""
+    from monai.data import DataLoader, Dataset
+
+    from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
+    from monai_ssl.networks.nets import MaskedAutoencoderViT
+    from monai_ssl.networks.weights import mae_vit_to_monai_vit
+    from monai_ssl.transforms import RandMultiViewd, mae_augmentations
+    from monai_ssl.utils import SSLKeys, view_key
+
+    seed = args.pretrain_seed
+    torch.manual_seed(seed)  # weights and the masks' noise
+    mae = MaskedAutoencoderViT(1, args.size, vit_patch_size(args.size), spatial_dims=2, masking_ratio=MASKING_RATIO,
+                               **VIT, **MAE_DECODER)
+    augment = mae_augmentations(args.size, crop_scale=tuple(args.mae_crop_scale))
+    view = RandMultiViewd(SSLKeys.IMAGE.value, augment, num_views=1, delete_original=True).set_random_state(seed)
+    data = Dataset([{SSLKeys.IMAGE.value: d["image"]} for d in items], view)  # no labels
+    loader = DataLoader(data, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    stage = CurriculumStage(  # the whole MAE is the stage's model; its encoder half is what we keep
+        "masked", loader, epochs=1, model_fn=lambda m: m,
+        optimizer_fn=lambda m: build_optimizer(m, "adamw", lr=args.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95)),
+        trainer_kwargs={"epoch_length": args.pretrain_steps, "image_key": view_key(SSLKeys.IMAGE.value, 0)},
+    )
+    summary = run_stage(stage, mae, VIT["hidden_size"], args.device)
+    torch.save({k: v.detach().cpu() for k, v in mae_vit_to_monai_vit(mae.state_dict()).items()}, path)
+    return summary
+
+
+def load_encoder(model: torch.nn.Module, path: Path, arch: str = "resnet18") -> Any:
+    """Copy a cached encoder into ``model``; report of what loaded. ResNet-18: the SimCLR / MICLe encoder (MONAI
+    ResNet names, no ``fc``). ViT: the MAE encoder through ``load_pretrained(kind="mae_vit")``; every cached tensor
+    must load and only the class token and the head may stay fresh (plus the ``norm_cross_attn`` LayerNorms MONAI's
+    ``TransformerBlock`` creates and never uses without cross-attention).
+
+    Raises:
+        ValueError: the checkpoint does not fit (shapes, too little loaded) or ViT weights beyond the class token and
+            head were left at their random init.
+    """
+    if arch == "vit":
+        from monai_ssl.networks.transfer import load_pretrained
+
+        report = load_pretrained(model, path, kind="mae_vit", min_loaded_fraction=1.0, verbose=False)
+        fresh = [k for k in report.missing if k != "cls_token" and not k.startswith("classification_head.")
+                 and ".norm_cross_attn." not in k]  # MONAI builds that norm in every block, unused without cross-attn
+        if fresh:
+            raise ValueError(f"{path}: the MAE encoder left ViT weights at their random init: {fresh[:10]}")
+        return report
     from monai_ssl.networks.weights import load_checkpoint_weights, load_mapped_state_dict
 
     return load_mapped_state_dict(model, load_checkpoint_weights(path), min_loaded_fraction=0.99, verbose=False)
+
+
+def build_model(name: str, seed: int, args: argparse.Namespace, ckpts: dict[str, Path]) -> torch.nn.Module:
+    """The classifier of init ``name`` for fine-tuning seed ``seed`` (head seeded identically for every init)."""
+    model = make_classifier(seed, args.stem_stride, args.arch, args.size)
+    if name in ckpts:
+        load_encoder(model, ckpts[name], args.arch)
+    return model
+
+
+def pretrain_line(name: str, run: dict[str, Any], args: argparse.Namespace, seconds: float) -> str:
+    """One-line description of a pretraining run (kept in ``<init>_pretrain.txt`` next to the cached encoder)."""
+    if name == "mae":
+        what = (f"{args.pretrain_batch_size} images, {MASKING_RATIO:.0%} masked (ViT {VIT['hidden_size']}x"
+                f"{VIT['num_layers']}, patch {vit_patch_size(args.size)}, crop {args.mae_crop_scale[0]:g}-"
+                f"{args.mae_crop_scale[1]:g}, lr {args.pretrain_lr:g})")
+    else:
+        what = f"{args.pretrain_batch_size} {'patients' if name == 'micle' else 'images'} x 2 views"
+    return (f"{PRETTY[name]} pretraining: {run['iterations']} steps x {what}, loss {run['epoch_losses'][-1]:.3f}, "
+            f"{seconds:.0f}s")
+
+
+def check_network_marker(out: Path, arch: str, fresh: bool) -> None:
+    """Refuse to resume ``out`` with another network than its rows were made with (``network.txt``; a folder with a
+    ``results.csv`` and no marker predates ``--arch`` and holds ResNet-18 rows)."""
+    marker = out / "network.txt"
+    found = marker.read_text().strip() if marker.is_file() else ("resnet18" if (out / "results.csv").is_file() else None)
+    if found is not None and found != arch and not fresh:
+        raise SystemExit(f"{out} holds --arch {found} results ({marker.name}); resuming them with --arch {arch} "
+                         f"would mix networks under one init name: use another --out (or --fresh)")
+    if arch != "resnet18" or marker.is_file():
+        marker.write_text(arch + "\n")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -189,6 +320,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    check_network_marker(out, args.arch, args.fresh)
     splits = load_splits(args)
     settings = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     print(f"label efficiency: {settings}; train/val/test/pretrain {[len(v) for v in splits.values()]}", flush=True)
@@ -200,20 +332,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if not ckpt.exists():  # pretrain once; the log line is kept next to the results for the summary
             t0 = time.perf_counter()
             run = pretrain_encoder(name, splits["pretrain"], args, ckpt)
-            line = (f"{PRETTY[name]} pretraining: {run['iterations']} steps x {args.pretrain_batch_size} "
-                    f"{'patients' if name == 'micle' else 'images'} x 2 views, loss {run['epoch_losses'][-1]:.3f}, "
-                    f"{time.perf_counter() - t0:.0f}s")
+            line = pretrain_line(name, run, args, time.perf_counter() - t0)
             print(line, flush=True)
             (ckpt_dir / f"{name}_pretrain.txt").write_text(line + "\n")  # describes the cached encoder
 
     def init_fn(name: str):
-        def make(seed: int) -> torch.nn.Module:
-            model = make_classifier(seed, args.stem_stride)  # fc seeded identically for every init
-            if name in ckpts:
-                load_encoder(model, ckpts[name])
-            return model
-
-        return make
+        return lambda seed: build_model(name, seed, args, ckpts)
 
     steps_of = dict(zip(args.fractions, args.steps))
     def train_fn(model, labelled, val, seed, fraction):
@@ -241,10 +365,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                  f"{sum(d['label'] == 0 for d in test)} other)")
     log_lines = [(ckpt_dir / f"{n}_pretrain.txt").read_text().strip() for n in sorted(ckpts)
                  if (ckpt_dir / f"{n}_pretrain.txt").is_file()]
+    net = (f"ResNet-18 stem stride {args.stem_stride}" if args.arch == "resnet18" else
+           f"ViT hidden {VIT['hidden_size']}, {VIT['num_layers']} blocks x {VIT['num_heads']} heads, MLP "
+           f"{VIT['mlp_dim']}, patch {vit_patch_size(args.size)}")
     header = [f"# Label efficiency: {what}", "",
               f"command: `python experiments/label_efficiency.py {settings}`", "",
               f"fine-tuning steps per fraction: {steps_of}, batch {args.batch_size}, AdamW lr {args.lr}, "
-              f"ResNet-18 stem stride {args.stem_stride}", *log_lines, ""]
+              f"layer decay {args.layer_decay}, {net}", *log_lines, ""]
     (out / "summary.md").write_text("\n".join(header) + "\n" + summary)
     print(summary)
     return rows

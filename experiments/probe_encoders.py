@@ -6,9 +6,13 @@ and seeds as ``experiments/label_efficiency.py`` (nested, label-stratified subse
 patients, :func:`~monai_ssl.data.label_fraction_subset`) and its test split (``--dataset pneumoniamnist`` or
 ``covid``):
 
-* ``random``: the MONAI ResNet-18 at its seeded random initialisation (the fine-tuning "scratch" start);
+* ``random``: the MONAI ResNet-18 (or, with ``--arch vit``, the small ViT) at its seeded random initialisation
+  (the fine-tuning "scratch" start);
 * every ``<name>_encoder.pt`` given with ``--encoder NAME=PATH`` (e.g. the SimCLR encoders the label-efficiency
-  runs cached).
+  runs cached; with ``--arch vit`` the MAE encoders).
+
+Features: the ResNet's 512-d pooled output before ``fc``; for the ViT the mean of the patch tokens after the final
+norm (the MAE has no class token, so the classifier's class token is untrained in every encoder here).
 
 Per fraction and seed: an L2-regularised logistic-regression probe (:func:`~monai_ssl.evaluation.fit_linear_probe`,
 L2 chosen on the validation split) and cosine kNN (:func:`~monai_ssl.evaluation.knn.knn_predict`, k = 20), scored by
@@ -39,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", default="pneumoniamnist", choices=("pneumoniamnist", "covid"),
                    help="as experiments/label_efficiency.py (COVID: 64 px, patient-level split --split-seed)")
     p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--arch", default="resnet18", choices=("resnet18", "vit"), help="as experiments/label_efficiency.py")
     p.add_argument("--encoder", action="append", default=[], metavar="NAME=PATH", help="cached encoder state dict")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -61,13 +66,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @torch.no_grad()
 def features(model: torch.nn.Module, items: list[dict]) -> torch.Tensor:
-    """(N, 512) pooled features: the classifier without its ``fc``."""
+    """(N, F) frozen features: ResNet: the 512-d pooled output (the classifier without its ``fc``); ViT: the mean
+    of the patch tokens after the final norm (class token excluded)."""
     model.eval()
-    fc, model.fc = model.fc, torch.nn.Identity()
     x = torch.stack([d["image"] for d in items])
-    out = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
-    model.fc = fc
-    return out
+    if hasattr(model, "fc"):
+        fc, model.fc = model.fc, torch.nn.Identity()
+        out = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
+        model.fc = fc
+        return out
+    tokens: list[torch.Tensor] = []
+    hook = model.norm.register_forward_hook(lambda _m, _i, y: tokens.append(y[:, 1:].mean(1)))
+    try:
+        for i in range(0, len(x), 512):
+            model(x[i:i + 512])
+    finally:
+        hook.remove()
+    return torch.cat(tokens)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -87,9 +102,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     names = ["random", *args.encoders]
     for name in names:
-        model = make_classifier(0, args.stem_stride)
+        model = make_classifier(0, args.stem_stride, args.arch, args.size)
         if name != "random":
-            load_encoder(model, args.encoders[name])
+            load_encoder(model, args.encoders[name], args.arch)
         feats = {k: features(model, splits[k]) for k in ("train", "val", "test")}
         for fraction in args.fractions:
             for seed in args.seeds:
@@ -111,7 +126,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         w.writeheader()
         w.writerows(rows)
     what = "PneumoniaMNIST" if args.dataset == "pneumoniamnist" else f"COVID CXR {args.size} px (split seed {args.split_seed})"
-    lines = [f"# Frozen features on {what} (test AUC, mean ± std over seeds)", "",
+    net = "ResNet-18" if args.arch == "resnet18" else "ViT"
+    lines = [f"# Frozen {net} features on {what} (test AUC, mean ± std over seeds)", "",
              f"command: `python experiments/probe_encoders.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",
              "| encoder | label fraction | n labelled | linear probe | kNN (k=%d) |" % args.k, "|---|---|---|---|---|"]
     for name in names:

@@ -1,5 +1,7 @@
 """Smoke runs of ``experiments/label_efficiency.py`` on the shipped data (both datasets, every init): the script
-pretrains, fine-tunes, writes results.csv / summary.md / the plot, and a rerun resumes instead of retraining."""
+pretrains, fine-tunes, writes results.csv / summary.md / the plot, and a rerun resumes instead of retraining.
+The ``--arch vit`` (scratch / MAE) smoke run, the init-vs-network argparse errors and the COVID ``--test-split
+val+test`` checks run in-process in ``test_label_efficiency_vit.py``."""
 
 from __future__ import annotations
 
