@@ -44,8 +44,9 @@ warm-up + cosine, 2-output softmax CE, random horizontal flips) for a fixed numb
 fraction (``--steps``: the CPU budget), on nested label-stratified subsets of the training split
 (:func:`~monai_ssl.data.label_fraction_subset`, whole patients), and scored by AUC (+ accuracy, balanced accuracy,
 F1) on the test split. ``--layer-decay`` scales the learning rate per ResNet stage or per ViT block
-(:func:`~monai_ssl.evaluation.layerwise_lr_decay_groups`). :func:`~monai_ssl.evaluation.run_label_efficiency` writes ``results.csv`` after every run
-(``--resume`` is the default: rerunning continues), ``summary.md`` and ``label_efficiency.png``.
+(:func:`~monai_ssl.evaluation.layerwise_lr_decay_groups`). :func:`~monai_ssl.evaluation.run_label_efficiency`
+writes ``results.csv`` after every run (``--resume`` is the default: rerunning continues), ``summary.md`` and
+``label_efficiency.png``.
 
 CPU smoke (about a minute)::
 
@@ -301,7 +302,8 @@ def check_network_marker(out: Path, arch: str, fresh: bool) -> None:
     """Refuse to resume ``out`` with another network than its rows were made with (``network.txt``; a folder with a
     ``results.csv`` and no marker predates ``--arch`` and holds ResNet-18 rows)."""
     marker = out / "network.txt"
-    found = marker.read_text().strip() if marker.is_file() else ("resnet18" if (out / "results.csv").is_file() else None)
+    legacy = "resnet18" if (out / "results.csv").is_file() else None
+    found = marker.read_text().strip() if marker.is_file() else legacy
     if found is not None and found != arch and not fresh:
         raise SystemExit(f"{out} holds --arch {found} results ({marker.name}); resuming them with --arch {arch} "
                          f"would mix networks under one init name: use another --out (or --fresh)")
