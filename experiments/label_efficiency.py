@@ -57,7 +57,7 @@ Small CPU budgets (the committed runs; the exact commands are in ``<out>/summary
 
     python experiments/label_efficiency.py --out results/label_efficiency
     python experiments/label_efficiency.py --dataset covid --out results/label_efficiency_covid
-    python experiments/label_efficiency.py --arch vit --inits scratch mae --pretrain-steps 1500 \
+    python experiments/label_efficiency.py --arch vit --inits scratch mae --pretrain-steps 400 \
         --out results/label_efficiency_vit
 """
 
