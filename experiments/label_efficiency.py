@@ -166,7 +166,7 @@ def load_splits(args: argparse.Namespace) -> dict[str, list[dict]]:
 
     items = load_covid_cxr(Path(args.data_root) / "covid_cxr_256.npz" if args.data_root else None)
     resize = Resize((args.size, args.size), mode="area")
-    keep = ("image", "label", "patient_id")
+    keep = ("image", "label", "patient_id", "view")  # view: for the shortcut diagnosis (covid_shortcuts.py)
     items = [{**{k: d[k] for k in keep},
               "image": convert_to_tensor(resize(d["image"]), dtype=torch.float32, track_meta=False).contiguous()}
              for d in items]
