@@ -6,8 +6,8 @@ script renames each run's inits with a tag before merging: ``--run "crops 60-100
 into ``micle (crops 60-100 %)``; an empty tag keeps the names. It refuses runs scored on different test sets
 (different ``n_test`` in their summaries' first lines would be a silent apples-to-oranges merge).
 
-Writes ``<out>/summary.md`` (the :func:`~monai_ssl.evaluation.label_efficiency.summarise_results` table of the merged rows) and
-``<out>/label_efficiency.png``::
+Writes ``<out>/summary.md`` (the :func:`~monai_ssl.evaluation.label_efficiency.summarise_results` table of the
+merged rows) and ``<out>/label_efficiency.png``::
 
     python experiments/combine_label_efficiency.py --run "=results/label_efficiency_covid_heldout" \\
         --run "crops 60-100 %=results/label_efficiency_covid_crop" --out results/label_efficiency_covid_levers

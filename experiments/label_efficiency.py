@@ -59,6 +59,15 @@ Small CPU budgets (the committed runs; the exact commands are in ``<out>/summary
     python experiments/label_efficiency.py --dataset covid --out results/label_efficiency_covid
     python experiments/label_efficiency.py --arch vit --inits scratch mae --pretrain-steps 400 \
         --out results/label_efficiency_vit
+
+The COVID levers (scored on the 30 % held-out patients; merged by ``experiments/combine_label_efficiency.py``)::
+
+    python experiments/label_efficiency.py --dataset covid --test-split val+test --steps 30 60 100 \
+        --ckpt-dir results/label_efficiency_covid --out results/label_efficiency_covid_heldout
+    python experiments/label_efficiency.py --dataset covid --test-split val+test --steps 30 60 100 \
+        --inits simclr micle --crop-scale 0.6 1.0 --out results/label_efficiency_covid_crop
+    python experiments/label_efficiency.py --dataset covid --test-split val+test --steps 30 60 100 \
+        --inits micle --crop-scale 0.6 1.0 --pretrain-steps 450 --out results/label_efficiency_covid_long
 """
 
 from __future__ import annotations
@@ -361,10 +370,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                 fractions=args.fractions, seeds=args.seeds, resume=not args.fresh)
     summary = (out / "summary.md").read_text()
     test = splits["test"]
-    what = (f"PneumoniaMNIST {args.size} px, official test split ({len(test)} images)" if args.dataset == "pneumoniamnist"
-            else f"COVID CXR {args.size} px, COVID-19 vs other finding, patient-level split seed {args.split_seed} "
-                 f"({'val + test' if args.test_split == 'val+test' else 'test'}: {len(test)} images of {len({d['patient_id'] for d in test})} patients, "
-                 f"{sum(d['label'] == 0 for d in test)} other)")
+    if args.dataset == "pneumoniamnist":
+        what = f"PneumoniaMNIST {args.size} px, official test split ({len(test)} images)"
+    else:
+        scored = "val + test" if args.test_split == "val+test" else "test"
+        what = (f"COVID CXR {args.size} px, COVID-19 vs other finding, patient-level split seed {args.split_seed} "
+                f"({scored}: {len(test)} images of {len({d['patient_id'] for d in test})} patients, "
+                f"{sum(d['label'] == 0 for d in test)} other)")
     log_lines = [(ckpt_dir / f"{n}_pretrain.txt").read_text().strip() for n in sorted(ckpts)
                  if (ckpt_dir / f"{n}_pretrain.txt").is_file()]
     net = (f"ResNet-18 stem stride {args.stem_stride}" if args.arch == "resnet18" else
