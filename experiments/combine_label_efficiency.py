@@ -16,6 +16,7 @@ merged rows) and ``<out>/label_efficiency.png``::
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     first = args.runs[0][1] / "summary.md"
     title = args.title or (first.read_text().splitlines()[0] if first.is_file() else "# Label efficiency")
-    command = " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(sys.argv[1:] if argv is None else argv)
     sources = [f"- `{folder}`" + (f": inits tagged ({tag})" if tag else "") for tag, folder in args.runs]
     table = summarise_results(rows, args.metrics)
     (out / "summary.md").write_text("\n".join([title, "", f"command: `python experiments/combine_label_efficiency.py "

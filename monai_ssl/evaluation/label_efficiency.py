@@ -127,9 +127,11 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, met
     Figure, has_mpl = optional_import("matplotlib.figure", name="Figure")
     if not has_mpl:
         return None
-    fig = Figure(figsize=(5, 3.6), dpi=120)
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    many = len(inits) > 4  # the legend goes beside the axes, where it cannot hide the curves
+    fig = Figure(figsize=(7.5 if many else 5, 3.6), dpi=120)
     ax = fig.subplots()
-    for init in dict.fromkeys(r["init"] for r in rows):
+    for init in inits:
         fracs = sorted({float(r["fraction"]) for r in rows if r["init"] == init})
         means, stds = [], []
         for f in fracs:
@@ -143,7 +145,10 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, met
     ax.set_ylabel(metric)
     ax.set_title(title or f"label efficiency ({metric}, mean ± std over seeds)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    if many:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
