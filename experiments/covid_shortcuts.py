@@ -22,7 +22,6 @@ Writes ``<out>/shortcuts.md`` and ``<out>/shortcuts.csv``::
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from label_efficiency import load_encoder, load_splits, make_classifier  # noqa: E402
-from probe_encoders import features  # noqa: E402
+from probe_encoders import features, write_csv  # noqa: E402
 
 AP_VIEWS = ("AP", "AP Supine")
 
@@ -117,11 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 rows.append(row)
                 print(row, flush=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "shortcuts.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, out / "shortcuts.csv")
     n_other = int((y["test"] == 0).sum())
     lines = [
         "# COVID CXR: frozen features, finding vs view (held-out val + test patients)", "",

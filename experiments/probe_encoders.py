@@ -85,6 +85,15 @@ def features(model: torch.nn.Module, items: list[dict]) -> torch.Tensor:
     return torch.cat(tokens)
 
 
+def write_csv(rows: list[dict], path: Path) -> None:
+    """Write ``rows`` (dicts with the keys of the first) to ``path``, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.threads:
@@ -120,11 +129,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 rows.append(row)
                 print(row, flush=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "probe.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, out / "probe.csv")
     what = "PneumoniaMNIST" if args.dataset == "pneumoniamnist" else f"COVID CXR {args.size} px (split seed {args.split_seed})"
     net = "ResNet-18" if args.arch == "resnet18" else "ViT"
     lines = [f"# Frozen {net} features on {what} (test AUC, mean ± std over seeds)", "",
