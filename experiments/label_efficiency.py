@@ -181,7 +181,7 @@ def load_splits(args: argparse.Namespace) -> dict[str, list[dict]]:
              for d in items]
     split = patient_split(items, fractions=(0.7, 0.15, 0.15), seed=args.split_seed)
     out = {k: [d for d in split[k] if d["label"] >= 0] for k in ("train", "val", "test")}
-    if getattr(args, "test_split", "test") == "val+test":  # held-out patients = val + test; nothing left to tune on
+    if args.test_split == "val+test":  # held-out patients = val + test; nothing left to tune on
         out["test"], out["val"] = out["val"] + out["test"], []
     out["pretrain"] = split["train"]
     return out
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpts = {name: ckpt_dir / f"{name}_encoder.pt" for name in args.inits if name != "scratch"}
     for name, ckpt in ckpts.items():
-        if not ckpt.exists():  # pretrain once; the log line is kept next to the results for the summary
+        if not ckpt.exists():  # pretrain once; the log line is kept next to the encoder for the summary
             t0 = time.perf_counter()
             run = pretrain_encoder(name, splits["pretrain"], args, ckpt)
             line = pretrain_line(name, run, args, time.perf_counter() - t0)

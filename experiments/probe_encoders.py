@@ -59,8 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--encoder {spec!r}: expected NAME=PATH to an existing file")
         encoders[name] = Path(path)
     args.encoders = encoders
-    # load_splits reads these
-    args.data_root, args.size = None, 28 if args.dataset == "pneumoniamnist" else 64
+    # load_splits reads these (the runner's defaults: shipped data, native size, scored on the test split)
+    args.data_root, args.size, args.test_split = None, 28 if args.dataset == "pneumoniamnist" else 64, "test"
     return args
 
 
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 print(row, flush=True)
     out = Path(args.out)
     write_csv(rows, out / "probe.csv")
-    what = "PneumoniaMNIST" if args.dataset == "pneumoniamnist" else f"COVID CXR {args.size} px (split seed {args.split_seed})"
+    what = ("PneumoniaMNIST" if args.dataset == "pneumoniamnist"
+            else f"COVID CXR {args.size} px (split seed {args.split_seed})")
     net = "ResNet-18" if args.arch == "resnet18" else "ViT"
     lines = [f"# Frozen {net} features on {what} (test AUC, mean ± std over seeds)", "",
              f"command: `python experiments/probe_encoders.py {' '.join(sys.argv[1:] if argv is None else argv)}`", "",

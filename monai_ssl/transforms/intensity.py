@@ -7,7 +7,6 @@ Percentile clipping, z-score and min-max scaling are MONAI's own (``ScaleIntensi
 from __future__ import annotations
 
 import math
-
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -17,6 +16,8 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import optional_import
+
+from .io import _float_or_nan
 
 __all__ = [
     "CheckImage", "CheckImaged", "HUWindow", "HUWindowd", "DicomWindow", "DicomWindowd", "CLAHE", "CLAHEd",
@@ -135,13 +136,6 @@ class HUWindow(Transform):
         return torch.cat(out, dim=0)
 
 
-def _finite(value) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 class DicomWindow(Transform):
     """Apply the VOI window stored in a DICOM header (``meta["WindowCenter"]/["WindowWidth"]``) -> [0, 1].
 
@@ -155,8 +149,9 @@ class DicomWindow(Transform):
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         meta = getattr(img, "meta", {}) or {}
         x = torch.as_tensor(img, dtype=torch.float32)
-        center, width = meta.get("WindowCenter"), meta.get("WindowWidth")
-        if _finite(center) and _finite(width) and width > 0:  # absent tags are NaN (or None from other loaders)
+        # parsed as load_dicom parses the tags: absent / unreadable -> NaN, multi-valued -> the first window
+        center, width = _float_or_nan(meta.get("WindowCenter")), _float_or_nan(meta.get("WindowWidth"))
+        if math.isfinite(center) and math.isfinite(width) and width > 0:
             lo, hi = center - width / 2, center + width / 2
         elif self.fallback_percentiles is not None:
             q = torch.tensor(self.fallback_percentiles, dtype=torch.float32) / 100.0

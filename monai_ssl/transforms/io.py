@@ -32,7 +32,8 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-def _float_or_nan(value) -> float:
+def _float_or_nan(value: Any) -> float:
+    """A DICOM numeric tag value as a float (the first of a multi-valued one); NaN when absent or unreadable."""
     v = _float_or_none(value)
     return float("nan") if v is None else v
 
