@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.errors import describe_error
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "classification_datalists",
@@ -324,7 +326,7 @@ def predict_files(
             try:
                 images.append(torch.as_tensor(transform({"image": f})["image"]).float())
             except Exception as err:
-                raise RuntimeError(f"inference: cannot read or preprocess {f}: {err}") from err
+                raise RuntimeError(f"inference: cannot read or preprocess {f}: {describe_error(err)}") from err
         logits = network(torch.stack(images).to(device))
         logits = logits[0] if isinstance(logits, (tuple, list)) else logits
         if logits.shape[1] != len(class_names):

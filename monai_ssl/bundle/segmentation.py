@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.errors import describe_error
+
 __all__ = [
     "block_split",
     "build_network",
@@ -373,7 +375,7 @@ def segment_files(
                 d = Invertd("pred", transform=geom, orig_keys="image", nearest_interp=True)(d)
             d = saver(nd == 3)(d)
         except Exception as err:
-            raise RuntimeError(f"inference: cannot segment {f}: {type(err).__name__}: {err}") from err
+            raise RuntimeError(f"inference: cannot segment {f}: {describe_error(err)}") from err
         written.append(str(d["pred"].meta["saved_to"]))
         logger.info("inference: %s -> %s", f, written[-1])
     return written

@@ -14,6 +14,7 @@ from monai.transforms import Randomizable, apply_transform
 from monai.utils import MAX_SEED
 
 from ..utils.enums import SSLKeys, view_key
+from ..utils.errors import describe_error
 from .datalist import SkippedFile
 from .splits import group_by_patient
 
@@ -140,10 +141,9 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
             try:
                 item = apply_transform(self.cache_transform, dict(item))
             except Exception as e:
-                cause = _first_informative(e)
                 raise RuntimeError(
                     f"MultiInstanceDataset: preparing item {index} (patient {item.get(self.patient_key)!r}) failed: "
-                    f"{type(cause).__name__}: {cause}"
+                    f"{describe_error(e)}"
                 ) from e
         image = item[self.image_key]
         if isinstance(image, (str, bytes)) or type(image).__name__.endswith("Path"):
@@ -179,14 +179,3 @@ class MultiInstanceDataset(Randomizable, torch.utils.data.Dataset):
         if self.label_key is not None:
             out[self.label_key] = self.datalist[bag[0]].get(self.label_key)
         return out
-
-
-def _first_informative(exc: BaseException) -> BaseException:
-    """The first exception in ``exc``'s cause chain that is not MONAI's bare "applying transform ..." wrapper."""
-    seen = []
-    while exc is not None and exc not in seen:
-        seen.append(exc)
-        if not str(exc).startswith("applying transform"):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return seen[0]

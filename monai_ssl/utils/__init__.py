@@ -1,10 +1,12 @@
-"""Shared helpers: key names, distributed utilities."""
+"""Shared helpers: key names, error messages, distributed utilities."""
 
 from __future__ import annotations
 
 from .enums import SSLKeys, view_key
+from .errors import describe_error, first_informative_error
 
-__all__ = ["SSLKeys", "view_key", "gather_with_grad", "get_rank", "get_world_size"]
+__all__ = ["SSLKeys", "view_key", "describe_error", "first_informative_error", "gather_with_grad", "get_rank",
+           "get_world_size"]
 
 
 def __getattr__(name: str):
