@@ -91,12 +91,11 @@ def load_splits(path: str | None, size: int, seed: int) -> dict[str, list[dict]]
 
 
 def _loader(dataset: Any, batch_size: int, workers: int, seed: int) -> Any:
-    from monai.data import DataLoader
+    from monai_ssl.data import SeededDataLoader
 
-    return DataLoader(
-        dataset, batch_size=min(batch_size, len(dataset)), shuffle=True, drop_last=True, num_workers=workers,
-        persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
-        generator=torch.Generator().manual_seed(seed),
+    return SeededDataLoader(
+        dataset, seed=seed, batch_size=min(batch_size, len(dataset)), shuffle=True, drop_last=True, num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
     )
 
 

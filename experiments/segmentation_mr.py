@@ -119,17 +119,15 @@ def split_slices(n: int, block: int = 8, period: int = 3, offset: int = 1) -> tu
 
 # ------------------------------------------------------------------------------------------------ training
 def _loader(items: list[dict], batch: int, seed: int, crop: bool):
-    from monai.data import DataLoader, Dataset
+    from monai.data import Dataset
     from monai.transforms import Compose, RandScaleIntensityd, RandSpatialCropd
+
+    from monai_ssl.data import SeededDataLoader
 
     keys = [k for k in ("image", "label") if k in items[0]]
     chain = [RandSpatialCropd(keys, roi_size=ROI, random_size=False)] if crop else []
     chain.append(RandScaleIntensityd("image", factors=0.1, prob=0.5))
-    tf = Compose(chain)
-    tf.set_random_state(seed=seed)
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(Dataset(items, tf), batch_size=batch, shuffle=True, drop_last=True, num_workers=0,
-                      generator=gen)
+    return SeededDataLoader(Dataset(items, Compose(chain)), seed=seed, batch_size=batch, shuffle=True, drop_last=True)
 
 
 def _schedule(trainer, optimizer, warmup: int, steps: int) -> None:

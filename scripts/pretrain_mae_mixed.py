@@ -32,9 +32,9 @@ import torch
 from ignite.engine import Events
 from monai.handlers import LrScheduleHandler
 from monai.transforms import Compose, RandFlipd, SelectItemsd
-from torch.utils.data import ConcatDataset, DataLoader, Subset
+from torch.utils.data import ConcatDataset, Subset
 
-from monai_ssl.data import MedMNISTDataset, load_covid_cxr
+from monai_ssl.data import MedMNISTDataset, SeededDataLoader, load_covid_cxr
 from monai_ssl.data.mixed_modality import MixedModalityDataset, MixedModalitySampler
 from monai_ssl.engines import MaskedAutoencoderTrainer
 from monai_ssl.engines.optim import build_optimizer, warmup_cosine_schedule
@@ -124,7 +124,7 @@ def main() -> None:
 
     train, held = build_data(args.data_dir, args.size, args.seed)
     sampler = MixedModalitySampler(train, weighting, num_samples=args.epoch_length * args.batch_size, seed=args.seed)
-    loader = DataLoader(train, batch_size=args.batch_size, sampler=sampler, num_workers=0, drop_last=True)
+    loader = SeededDataLoader(train, seed=args.seed, batch_size=args.batch_size, sampler=sampler, drop_last=True)
     held_batch = [held[i] for i in range(len(held))]
     held_images = torch.stack([torch.as_tensor(h["image"]).as_subclass(torch.Tensor) for h in held_batch]).to(device)
     held_modalities = [h["modality"] for h in held_batch]

@@ -23,6 +23,8 @@ _LAZY = {
     "MixedModalityDataset": "mixed_modality",
     "MixedModalitySampler": "mixed_modality",
     "modality_probabilities": "mixed_modality",
+    "SeededDataLoader": "loader",
+    "stream_seed": "loader",
 }
 _LAZY.update({"load_brain_mr": "brain_mr", "brain_mr_files": "brain_mr", "BRAIN_MR_CLASSES": "brain_mr",
               "BRAIN_MR_FILES": "brain_mr", "BRAIN_MR_SHA256": "brain_mr"})

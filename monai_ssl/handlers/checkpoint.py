@@ -14,28 +14,37 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
+from ..data.loader import SeededDataLoader
+
 __all__ = ["RNGState", "SSLCheckpointHandler", "load_checkpoint", "latest_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
 
-def _find_random_states(root: Any, max_depth: int = 64) -> list[np.random.RandomState]:
-    """Every ``numpy.random.RandomState`` reachable from ``root`` through attributes, lists and dicts.
+def _find_random_states(root: Any, max_depth: int = 64) -> list[Any]:
+    """Every ``numpy.random.RandomState``, ``torch.Generator`` and :class:`~monai_ssl.data.SeededDataLoader`
+    reachable from ``root`` through attributes, lists and dicts.
 
-    MONAI's ``Randomizable`` transforms keep their stream in ``.R``; collecting them lets a checkpoint restore the
-    exact augmentation stream of datasets and transform chains (single-process loading).
+    MONAI's ``Randomizable`` transforms keep their stream in ``.R``; a ``SeededDataLoader``'s pass counter sets its
+    shuffling and worker seeds. Collecting them lets a checkpoint restore the exact augmentation stream of datasets,
+    transform chains and loaders. A ``DataLoader`` is entered through its dataset, generator and samplers only
+    (never its live worker iterator).
     """
-    found: list[np.random.RandomState] = []
+    found: list[Any] = []
     seen: set[int] = set()
 
     def visit(obj: Any, depth: int) -> None:
         if depth > max_depth or id(obj) in seen or isinstance(obj, (str, bytes, int, float, torch.Tensor, np.ndarray)):
             return
         seen.add(id(obj))
-        if isinstance(obj, np.random.RandomState):
+        if isinstance(obj, (np.random.RandomState, torch.Generator)):
             found.append(obj)
             return
-        if isinstance(obj, Mapping):
+        if isinstance(obj, torch.utils.data.DataLoader):
+            if isinstance(obj, SeededDataLoader):
+                found.append(obj)
+            children = [obj.dataset, obj.generator, obj.sampler, obj.batch_sampler]
+        elif isinstance(obj, Mapping):
             children = list(obj.values())
         elif isinstance(obj, (list, tuple, set)):
             children = list(obj)
@@ -61,8 +70,10 @@ def _np_state_from_tensors(d: Mapping[str, torch.Tensor]) -> tuple:
 
 
 class RNGState:
-    """Checkpointable random state: Python, NumPy global, torch (CPU and CUDA) and the ``RandomState`` of every
-    MONAI ``Randomizable`` found in ``objects`` (datasets, transform chains).
+    """Checkpointable random state: Python, NumPy global, torch (CPU and CUDA), the ``RandomState`` of every
+    MONAI ``Randomizable`` and every ``torch.Generator`` found in ``objects`` (data loaders, datasets, transform
+    chains). Pass the training ``DataLoader`` (a :class:`~monai_ssl.data.SeededDataLoader`) so that its generator,
+    which sets the shuffling and every worker's seed, resumes too.
 
     Stored as tensors and plain containers, so checkpoints load with ``torch.load(..., weights_only=True)``.
     """
@@ -71,7 +82,22 @@ class RNGState:
         self.objects = objects
 
     def _streams(self) -> list[np.random.RandomState]:
-        return [s for obj in self.objects for s in _find_random_states(obj)]
+        return [s for s in self._all() if isinstance(s, np.random.RandomState)]
+
+    def _generators(self) -> list[torch.Generator]:
+        return [s for s in self._all() if isinstance(s, torch.Generator)]
+
+    def _loaders(self) -> list[SeededDataLoader]:
+        return [s for s in self._all() if isinstance(s, SeededDataLoader)]
+
+    def _all(self) -> list[Any]:
+        found, seen = [], set()
+        for obj in self.objects:
+            for s in _find_random_states(obj):
+                if id(s) not in seen:
+                    seen.add(id(s))
+                    found.append(s)
+        return found
 
     def state_dict(self) -> dict[str, Any]:
         py_state = random.getstate()
@@ -82,6 +108,8 @@ class RNGState:
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "streams": [_np_state_to_tensors(s.get_state()) for s in self._streams()],
+            "generators": [g.get_state() for g in self._generators()],
+            "loaders": [loader.state_dict() for loader in self._loaders()],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -96,8 +124,18 @@ class RNGState:
                 f"checkpoint holds {len(state['streams'])} transform random streams, this pipeline has {len(streams)}:"
                 " the data pipeline differs from the one that was checkpointed"
             )
+        generators, saved_generators = self._generators(), list(state.get("generators", []))
+        loaders, saved_loaders = self._loaders(), list(state.get("loaders", []))
+        for what, now, saved in (("generators", generators, saved_generators), ("seeded loaders", loaders, saved_loaders)):
+            if len(now) != len(saved):
+                raise ValueError(f"checkpoint holds {len(saved)} data {what}, this pipeline has {len(now)}: the data "
+                                 "pipeline differs from the one that was checkpointed")
         for stream, saved in zip(streams, state["streams"]):
             stream.set_state(_np_state_from_tensors(saved))
+        for generator, saved in zip(generators, saved_generators):
+            generator.set_state(saved)
+        for loader, saved in zip(loaders, saved_loaders):
+            loader.load_state_dict(saved)
 
 
 _STEP = re.compile(r"_(\d+)\.pt$")

@@ -228,3 +228,37 @@ def test_channels_last_switch_trains_in_channels_last(tmp_path):
     conv1 = wf.parser.get_parsed_content("network_def").encoder.conv1
     assert conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert trainer.to_kwargs == {"memory_format": torch.channels_last}
+
+
+def test_workers_epochs_and_ranks_draw_distinct_views_through_the_bundle_loader():
+    """The bundle's loader with 2 workers over 2 epochs never serves a view pair twice; another rank draws others."""
+    import hashlib
+
+    from monai_ssl.data import SeededDataLoader
+
+    def pairs(rank: int) -> list[str]:
+        wf = make_workflow("micle_pretrain", **{**TINY_MICLE, "num_workers": 2, "data_limit": 16})
+        wf.initialize()
+        loader = wf.parser.get_parsed_content("train#dataloader")
+        assert isinstance(loader, SeededDataLoader)
+        loader.rank = rank  # what torch.distributed would set under torchrun
+        cache = loader.dataset._cache  # one image everywhere: equal random draws would give equal view pairs
+        cache[:] = [cache[0]] * len(cache)
+        out = []
+        for _ in range(2):
+            for batch in loader:
+                out += [hashlib.sha1(a.numpy().tobytes() + b.numpy().tobytes()).hexdigest()
+                        for a, b in zip(batch["image_view_0"], batch["image_view_1"])]
+        return out
+
+    rank0 = pairs(0)
+    assert len(rank0) >= 16 and len(set(rank0)) == len(rank0)
+    assert not set(rank0) & set(pairs(1))
+
+
+def test_no_bundle_builds_a_plain_torch_dataloader():
+    from tests.bundles.conftest import BUNDLES
+
+    offenders = [str(p.relative_to(BUNDLES)) for p in BUNDLES.glob("*/configs/*.yaml")
+                 if "torch.utils.data.DataLoader" in p.read_text()]
+    assert not offenders, f"use monai_ssl.data.SeededDataLoader (seeded per worker, epoch and rank): {offenders}"

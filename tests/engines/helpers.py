@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from monai.data import DataLoader
 from torch import nn
 
-from monai_ssl.data import MultiInstanceDataset
+from monai_ssl.data import MultiInstanceDataset, SeededDataLoader
 from monai_ssl.engines import ContrastiveTrainer, build_optimizer, warmup_cosine_schedule
 from monai_ssl.losses import NTXentLoss
 from monai_ssl.networks import ContrastiveModel, ProjectionHead
@@ -26,10 +25,10 @@ def tiny_dataset(n_patients: int = 24, seed: int = 0) -> MultiInstanceDataset:
 
 
 def make_trainer(max_epochs: int = 2, seed: int = 0, amp: bool = False, amp_dtype=torch.bfloat16, lr: float = 1e-2,
-                 grad_clip_norm=None):
+                 grad_clip_norm=None, num_workers: int = 0):
     torch.manual_seed(seed)
     ds = tiny_dataset(seed=seed)
-    loader = DataLoader(ds, batch_size=8, shuffle=True, num_workers=0)
+    loader = SeededDataLoader(ds, seed=seed, batch_size=8, shuffle=True, num_workers=num_workers)
     model = ContrastiveModel(tiny_encoder(), ProjectionHead(16, 32, 8))
     opt = build_optimizer(model, "adamw", lr=lr)
     sched = warmup_cosine_schedule(opt, warmup_steps=2, total_steps=max_epochs * len(loader))

@@ -10,7 +10,7 @@ from tests.engines.helpers import make_trainer
 
 def _attach(trainer, model, opt, sched, ds, directory, **kwargs):
     to_save = {"trainer": trainer, "network": model, "optimizer": opt, "lr_scheduler": sched,
-               "scaler": trainer.grad_scaler, "rng": RNGState(ds)}
+               "scaler": trainer.grad_scaler, "rng": RNGState(trainer.data_loader)}
     handler = SSLCheckpointHandler(directory, to_save, **kwargs)
     handler.attach(trainer)
     return handler

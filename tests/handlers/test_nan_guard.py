@@ -11,7 +11,7 @@ from tests.engines.helpers import make_trainer
 def test_nan_loss_stops_before_the_step_and_keeps_last_checkpoint(tmp_path):
     trainer, model, opt, sched, ds = make_trainer(max_epochs=3)
     handler = SSLCheckpointHandler(tmp_path, {"trainer": trainer, "network": model, "optimizer": opt,
-                                              "rng": RNGState(ds)})
+                                              "rng": RNGState(trainer.data_loader)})
     handler.attach(trainer)
     NaNGuard().attach(trainer)
     real = trainer.compute_loss
