@@ -264,27 +264,17 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
 
 
 def load_encoder(model: torch.nn.Module, path: Path, arch: str = "resnet18") -> Any:
-    """Copy a cached encoder into ``model``; report of what loaded. ResNet-18: the SimCLR / MICLe encoder (MONAI
-    ResNet names, no ``fc``). ViT: the MAE encoder through ``load_pretrained(kind="mae_vit")``; every cached tensor
-    must load and only the class token and the head may stay fresh (plus the ``norm_cross_attn`` LayerNorms MONAI's
-    ``TransformerBlock`` creates and never uses without cross-attention).
+    """Copy a cached encoder into ``model`` through :func:`~monai_ssl.networks.transfer.load_pretrained`; every
+    cached tensor must find a home and every encoder tensor of ``model`` must receive one (ResNet-18: all but ``fc``,
+    kind ``contrastive_resnet``; ViT: all but the class token and head, kind ``mae_vit``).
 
     Raises:
-        ValueError: the checkpoint does not fit (shapes, too little loaded) or ViT weights beyond the class token and
-            head were left at their random init.
+        ValueError: the checkpoint does not fit (shapes, too little loaded on either side).
     """
-    if arch == "vit":
-        from monai_ssl.networks.transfer import load_pretrained
+    from monai_ssl.networks.transfer import load_pretrained
 
-        report = load_pretrained(model, path, kind="mae_vit", min_loaded_fraction=1.0, verbose=False)
-        fresh = [k for k in report.missing if k != "cls_token" and not k.startswith("classification_head.")
-                 and ".norm_cross_attn." not in k]  # MONAI builds that norm in every block, unused without cross-attn
-        if fresh:
-            raise ValueError(f"{path}: the MAE encoder left ViT weights at their random init: {fresh[:10]}")
-        return report
-    from monai_ssl.networks.weights import load_checkpoint_weights, load_mapped_state_dict
-
-    return load_mapped_state_dict(model, load_checkpoint_weights(path), min_loaded_fraction=0.99, verbose=False)
+    kind = "mae_vit" if arch == "vit" else "contrastive_resnet"
+    return load_pretrained(model, path, kind=kind, min_loaded_fraction=1.0, verbose=False)
 
 
 def build_model(name: str, seed: int, args: argparse.Namespace, ckpts: dict[str, Path]) -> torch.nn.Module:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from monai_ssl.networks.nets.swin_mae import swin_mae_to_swinunetr
+from monai_ssl.networks.transfer import TARGET_SCOPES
 from monai_ssl.networks.weights import (
     WeightLoadReport,
     load_checkpoint_weights,
@@ -225,7 +226,8 @@ def build_segmentation_model(
         _check_compatible(_vit_signature(mapped, "vit."), _vit_signature(target, "vit."), src_name, "UNETR",
                           "UNETR always uses patch 16 and 12 blocks; pass the MAE's hidden_size, mlp_dim, "
                           "num_heads, qkv_bias and img_size.")
-    report = load_mapped_state_dict(model, mapped, None, min_loaded_fraction=min_loaded_fraction)
+    scope = TARGET_SCOPES["swin_mae_swinunetr" if arch == "swinunetr" else "mae_vit_unetr"]
+    report = load_mapped_state_dict(model, mapped, None, min_loaded_fraction=min_loaded_fraction, target_scope=scope)
     return model, report
 
 

@@ -33,7 +33,7 @@ from .nets.swin_mae import swin_mae_to_swinunetr
 from .weights import _CONTAINER_KEYS, WeightLoadReport, load_checkpoint_weights, load_mapped_state_dict
 from .weights import mae_vit_to_monai_vit
 
-__all__ = ["contrastive_to_resnet", "load_pretrained", "PRETRAINED_KINDS"]
+__all__ = ["contrastive_to_resnet", "load_pretrained", "PRETRAINED_KINDS", "TARGET_SCOPES"]
 
 
 def contrastive_to_resnet(state_dict: Mapping[str, torch.Tensor], encoder_prefix: str = "encoder.") -> dict:
@@ -76,6 +76,26 @@ PRETRAINED_KINDS: dict[str, Callable[[Mapping[str, torch.Tensor]], dict]] = {
 }
 
 
+def _vit_encoder(name: str, prefix: str = "") -> bool:
+    """A ViT encoder tensor under ``prefix``: not the class token or head (the MAE has neither), nor the
+    ``norm_cross_attn`` LayerNorm MONAI's ``TransformerBlock`` builds and never uses without cross-attention."""
+    if not name.startswith(prefix):
+        return False
+    name = name[len(prefix):]
+    return not (name == "cls_token" or name.startswith("classification_head.") or ".norm_cross_attn." in name)
+
+
+# for each kind, the target tensors that must receive weights (the encoder; heads and decoders start fresh)
+TARGET_SCOPES: dict[str, Callable[[str], bool]] = {
+    "contrastive_resnet": lambda k: not k.startswith("fc."),
+    "mae_vit": _vit_encoder,
+    "mae_vit_unetr": lambda k: _vit_encoder(k, "vit."),
+    "swin_mae_swinunetr": lambda k: k.startswith("swinViT."),
+    "convnext_mae": lambda k: not k.startswith("head."),
+    "state_dict": lambda k: True,
+}
+
+
 def _unwrap(obj: Mapping, key: str | None) -> dict[str, torch.Tensor]:
     """In-memory counterpart of :func:`load_checkpoint_weights`' container handling."""
     if key is not None:
@@ -101,8 +121,14 @@ def load_pretrained(
     strict_shapes: bool = True,
     checkpoint_key: str | None = None,
     verbose: bool = True,
+    min_target_fraction: float = 1.0,
 ) -> WeightLoadReport:
     """Load self-supervised weights into a downstream network through the explicit key map for ``kind``.
+
+    The load is checked on both sides: enough of the checkpoint must find a home (``min_loaded_fraction``), and
+    every tensor of the target's encoder (:data:`TARGET_SCOPES` of ``kind``: all but a classifier's head, or the
+    ``vit.`` / ``swinViT.`` encoder of UNETR / SwinUNETR) must receive weights (``min_target_fraction``), so a
+    ResNet-18 encoder does not load into a ResNet-34 with its extra blocks left random.
 
     Args:
         model: the downstream network (updated in place).
@@ -115,13 +141,16 @@ def load_pretrained(
         strict_shapes: raise on shape mismatches (else skip and report them).
         checkpoint_key: entry of a container checkpoint holding the weights (default: auto-detect).
         verbose: log the report.
+        min_target_fraction: raise when less than this share of the target's encoder tensors received weights
+            (default: all of them); the error lists those left at random init.
 
     Returns:
-        the :class:`WeightLoadReport` (loaded / missing / unexpected / mismatched keys).
+        the :class:`WeightLoadReport` (loaded / missing / unexpected / mismatched keys, the target encoder's share
+        that received weights and what stayed random).
 
     Raises:
         ValueError: unknown ``kind``, a checkpoint without the expected keys, shape mismatches, or too little
-            loaded (the model is left untouched).
+            loaded on either side (the model is left untouched).
         FileNotFoundError: ``checkpoint`` is a path that does not exist.
     """
     if kind not in PRETRAINED_KINDS:
@@ -137,4 +166,5 @@ def load_pretrained(
     except ValueError as err:
         raise ValueError(f"kind={kind!r} does not fit this checkpoint: {err}") from err
     return load_mapped_state_dict(model, mapped, min_loaded_fraction=min_loaded_fraction,
-                                  strict_shapes=strict_shapes, verbose=verbose)
+                                  strict_shapes=strict_shapes, verbose=verbose, target_scope=TARGET_SCOPES[kind],
+                                  min_target_fraction=min_target_fraction)

@@ -22,6 +22,7 @@ __all__ = [
     "load_mapped_state_dict",
     "load_checkpoint_weights",
     "mae_vit_to_monai_vit",
+    "compact_keys",
     "MAE_VIT_ENCODER_PREFIXES",
 ]
 
@@ -44,6 +45,10 @@ class WeightLoadReport:
         skipped: source keys the key map dropped (mapped to ``None``).
         mismatched: ``(target key, source shape, target shape)`` for shape conflicts (not loaded).
         num_source: number of source keys after dropping ``skipped``.
+        scope: the target keys that had to receive weights (e.g. every encoder tensor of a classifier, its head
+            excluded); empty when no ``target_scope`` was given.
+        fresh: the keys of ``scope`` that received nothing and keep their random initialisation.
+        scope_numel: number of values (parameter and buffer elements) in ``scope``; ``fresh_numel`` likewise.
     """
 
     loaded: list[str] = field(default_factory=list)
@@ -52,6 +57,10 @@ class WeightLoadReport:
     skipped: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
     num_source: int = 0
+    scope: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    scope_numel: int = 0
+    fresh_numel: int = 0
 
     @property
     def loaded_fraction(self) -> float:
@@ -64,6 +73,16 @@ class WeightLoadReport:
         total = len(self.loaded) + len(self.missing)
         return len(self.loaded) / total if total else 0.0
 
+    @property
+    def scope_fraction(self) -> float:
+        """Share of the ``scope`` tensors (the target encoder) that received weights (1.0 without a scope)."""
+        return 1.0 - len(self.fresh) / len(self.scope) if self.scope else 1.0
+
+    @property
+    def scope_numel_fraction(self) -> float:
+        """Share of the ``scope`` values (parameters and buffers, counted by element) that received weights."""
+        return 1.0 - self.fresh_numel / self.scope_numel if self.scope_numel else 1.0
+
     def summary(self, max_keys: int = 10) -> str:
         """Human-readable multi-line summary (lists truncated to ``max_keys``)."""
 
@@ -74,6 +93,9 @@ class WeightLoadReport:
         lines = [
             f"loaded {len(self.loaded)}/{self.num_source} source tensors ({100 * self.loaded_fraction:.1f}%), "
             f"{100 * self.target_fraction:.1f}% of target keys",
+            *([f"target encoder: {len(self.scope) - len(self.fresh)}/{len(self.scope)} tensors "
+               f"({100 * self.scope_fraction:.1f}%), {100 * self.scope_numel_fraction:.1f}% of its values received "
+               f"weights; left at random init ({len(self.fresh)}): {_fmt(self.fresh)}"] if self.scope else []),
             f"missing in source ({len(self.missing)}): {_fmt(self.missing)}",
             f"unexpected (no such target key) ({len(self.unexpected)}): {_fmt(self.unexpected)}",
             f"shape-mismatched ({len(self.mismatched)}): {_fmt(self.mismatched)}",
@@ -83,6 +105,28 @@ class WeightLoadReport:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def compact_keys(keys: list[str], universe: list[str]) -> list[str]:
+    """``keys`` with every module whose tensors (in ``universe``) are all in ``keys`` written once as ``module.*``.
+
+    E.g. the 96 tensors of the six ResNet-34 blocks a ResNet-18 checkpoint cannot fill become ``layer1.2.*``,
+    ``layer2.2.*``, ... ; a lone tensor stays as it is.
+    """
+    chosen = set(keys)
+    out: list[str] = []
+    for key in keys:
+        parts = key.split(".")
+        for n in range(1, len(parts)):
+            prefix = ".".join(parts[:n]) + "."
+            if all(k in chosen for k in universe if k.startswith(prefix)):
+                item = prefix + "*"
+                break
+        else:
+            item = key
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def _apply_key_map(key: str, key_map: KeyMap | None) -> str | None:
@@ -100,8 +144,15 @@ def load_mapped_state_dict(
     min_loaded_fraction: float = 0.5,
     strict_shapes: bool = True,
     verbose: bool = True,
+    target_scope: Callable[[str], bool] | None = None,
+    min_target_fraction: float = 1.0,
 ) -> WeightLoadReport:
-    """Copy ``state_dict`` into ``model`` through ``key_map`` and report what happened.
+    """Copy ``state_dict`` into ``model`` through ``key_map`` and report what happened, on both sides.
+
+    The source side: how many of the checkpoint's tensors found a home (``min_loaded_fraction``). The target
+    side: how many of the tensors of ``model`` that *should* be pretrained (``target_scope``, e.g. every encoder
+    tensor of a classifier but its head) received weights (``min_target_fraction``). Checking only the source side
+    lets a ResNet-18 encoder load "100 %" into a ResNet-34 whose extra blocks stay random.
 
     Args:
         model: target network; its tensors are updated in place (``load_state_dict(strict=False)``).
@@ -112,13 +163,17 @@ def load_mapped_state_dict(
             loaded, which catches a wrong key map or architecture.
         strict_shapes: raise on a shape mismatch; when ``False`` mismatched keys are skipped and reported.
         verbose: log the report at INFO level.
+        target_scope: ``target key -> bool``, the target tensors that must receive weights (None: no target-side
+            check).
+        min_target_fraction: raise when less than this share of the ``target_scope`` tensors received weights
+            (default 1.0: all of them), listing those left at their random initialisation.
 
     Returns:
         a :class:`WeightLoadReport`.
 
     Raises:
-        ValueError: on shape mismatches with ``strict_shapes`` or when too little would be loaded; the model
-            is left untouched in both cases.
+        ValueError: on shape mismatches with ``strict_shapes``, or when too little would be loaded on either side;
+            the model is left untouched in every case.
     """
     report = WeightLoadReport()
     target = model.state_dict()
@@ -145,11 +200,23 @@ def load_mapped_state_dict(
         )
     report.loaded = sorted(to_load)
     report.missing = sorted(set(target) - set(to_load))
+    if target_scope is not None:
+        report.scope = sorted(k for k in target if target_scope(k))
+        report.fresh = [k for k in report.scope if k not in to_load]
+        report.scope_numel = sum(target[k].numel() for k in report.scope)
+        report.fresh_numel = sum(target[k].numel() for k in report.fresh)
     if report.num_source == 0 or report.loaded_fraction < min_loaded_fraction:
         raise ValueError(
             f"only {len(report.loaded)} of {report.num_source} source tensors matched {type(model).__name__} "
             f"(min_loaded_fraction={min_loaded_fraction}); wrong key map or architecture? Nothing was loaded.\n"
             f"{report.summary()}"
+        )
+    if report.scope and report.scope_fraction < min_target_fraction:
+        raise ValueError(
+            f"the checkpoint leaves {len(report.fresh)} of the {len(report.scope)} encoder tensors of "
+            f"{type(model).__name__} at their random initialisation ({100 * report.scope_fraction:.1f}% received "
+            f"weights, min_target_fraction={min_target_fraction}): a different architecture (depth, width)? Nothing "
+            f"was loaded. Left random: {', '.join(compact_keys(report.fresh, report.scope))}\n{report.summary()}"
         )
     model.load_state_dict(to_load, strict=False)
     if verbose:

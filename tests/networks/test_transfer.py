@@ -168,3 +168,48 @@ def test_loud_failures_leave_the_model_untouched(tmp_path):
         assert torch.equal(v, before[k]), k
     assert set(PRETRAINED_KINDS) >= {"contrastive_resnet", "mae_vit", "mae_vit_unetr", "swin_mae_swinunetr",
                                      "convnext_mae"}
+
+
+def test_resnet18_encoder_into_resnet34_is_refused_listing_what_stays_random():
+    """The source side is 100 % (every ResNet-18 tensor has a ResNet-34 home); the target side is not."""
+    from monai.networks.nets import resnet18, resnet34
+
+    torch.manual_seed(0)
+    src = ContrastiveModel(resnet18(spatial_dims=2, n_input_channels=1, feed_forward=False), head_in_features=512)
+    deeper = resnet34(spatial_dims=2, n_input_channels=1, num_classes=2)
+    before = {k: v.clone() for k, v in deeper.state_dict().items()}
+    with pytest.raises(ValueError, match="at their random initialisation") as err:
+        load_pretrained(deeper, src.state_dict(), "contrastive_resnet")
+    message = str(err.value)
+    left = message.split("Left random: ")[1].split("\n")[0].split(", ")
+    assert left == ["layer1.2.*", "layer2.2.*", "layer2.3.*", "layer3.2.*", "layer3.3.*", "layer3.4.*", "layer3.5.*",
+                    "layer4.2.*"]  # every block ResNet-18 lacks, and nothing else (the head may stay fresh)
+    assert "96 of the 219 encoder tensors" in message
+    for k, v in deeper.state_dict().items():
+        assert torch.equal(v, before[k]), f"{k} changed by a refused load"
+
+    report = load_pretrained(deeper, src.state_dict(), "contrastive_resnet", min_target_fraction=0.0, verbose=False)
+    assert report.loaded_fraction == 1.0  # what the one-sided report used to say
+    fresh_blocks = {".".join(k.split(".")[:3]) for k in report.fresh}
+    assert {"layer1.2.conv1", "layer2.2.conv1", "layer2.3.conv1", "layer3.2.conv1", "layer4.2.conv1"} <= fresh_blocks
+    assert 0.3 < report.scope_numel_fraction < 0.7 and 0.3 < report.scope_fraction < 0.7
+    assert "target encoder:" in report.summary() and "left at random init" in report.summary()
+
+
+def test_matching_encoder_reports_every_encoder_tensor_loaded():
+    src = _contrastive()
+    report = load_pretrained(resnet(num_classes=2), src.state_dict(), "contrastive_resnet", verbose=False)
+    assert report.scope and not report.fresh and report.scope_fraction == 1.0
+    assert all(not k.startswith("fc.") for k in report.scope)
+
+
+def test_wrong_kind_checkpoint_names_the_encoder_tensors_left_random():
+    """A MAE ViT encoder offered as a UNETR one (right kind family, other size): refused with the list."""
+    small = MaskedAutoencoderViT(1, 32, 8, spatial_dims=2, hidden_size=48, mlp_dim=96, num_layers=2, num_heads=2,
+                                 decoder_hidden_size=32, decoder_mlp_dim=32, decoder_num_layers=1,
+                                 decoder_num_heads=2)
+    vit = ViT(in_channels=1, img_size=32, patch_size=8, spatial_dims=2, hidden_size=48, mlp_dim=96, num_layers=4,
+              num_heads=2, classification=True, num_classes=2)
+    with pytest.raises(ValueError, match="2 of .* received|left random|random initialisation") as err:
+        load_pretrained(vit, small.state_dict(), "mae_vit")
+    assert "Left random: blocks.2.*, blocks.3.*" in str(err.value)
