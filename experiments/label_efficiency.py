@@ -88,6 +88,19 @@ DEFAULT_INITS = {"pneumoniamnist": ["scratch", "simclr"], "covid": ["scratch", "
 VIT = {"hidden_size": 96, "mlp_dim": 384, "num_layers": 4, "num_heads": 3}
 MAE_DECODER = {"decoder_hidden_size": 64, "decoder_mlp_dim": 256, "decoder_num_layers": 2, "decoder_num_heads": 2}
 MASKING_RATIO = 0.75
+# candidate recipes, the same for every init (the baseline gets the SSL arm's tuning budget); every fine-tune uses
+# class-balanced cross-entropy (PneumoniaMNIST is 74 % pneumonia: unweighted CE lets small-label runs collapse onto
+# the majority class). "probe": frozen encoder + logistic regression (L2 chosen on the same validation subset).
+RECIPE_GRIDS = {
+    "tuned": {
+        "ft_lr3e-4": {"mode": "finetune", "lr": 3e-4, "layer_decay": None},
+        "ft_lr1e-3": {"mode": "finetune", "lr": 1e-3, "layer_decay": None},
+        "ft_lr3e-4_ld0.5": {"mode": "finetune", "lr": 3e-4, "layer_decay": 0.5},
+        "ft_lr1e-3_ld0.5": {"mode": "finetune", "lr": 1e-3, "layer_decay": 0.5},
+        "probe": {"mode": "probe"},
+    },
+    "fixed": None,  # one recipe from --lr / --layer-decay
+}
 
 
 def vit_patch_size(size: int) -> int:
@@ -104,8 +117,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=None, help="image side (default: 28 PneumoniaMNIST, 64 COVID)")
     p.add_argument("--split-seed", type=int, default=0, help="COVID patient-level split seed (fixed for all runs)")
     p.add_argument("--test-split", default="test", choices=("test", "val+test"),
-                   help="COVID: score on the test patients (15 %%) or on val + test (30 %%, twice the negatives; the "
-                        "runner uses no validation data: fixed step budgets, no model selection)")
+                   help="COVID: score on the test patients (15 %%) or on val + test (30 %%, twice the negatives; "
+                        "then nothing is left to choose on: needs --recipes fixed)")
+    p.add_argument("--recipes", default="tuned", choices=tuple(RECIPE_GRIDS),
+                   help="tuned (default): every init picks the best of the same candidate grid (fine-tuning LR x "
+                        "layer decay, and a frozen linear probe) on the label-fraction subset of the validation split; "
+                        "fixed: one fine-tuning recipe (--lr, --layer-decay), nothing chosen")
     p.add_argument("--inits", nargs="+", default=None, choices=INITS,
                    help="default: scratch simclr (PneumoniaMNIST), scratch simclr micle (COVID), scratch mae (ViT)")
     p.add_argument("--fractions", type=float, nargs="+", default=[0.01, 0.1, 1.0])
@@ -113,11 +130,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, nargs="+", default=[60, 100, 150],
                    help="fine-tuning optimisation steps per label fraction (one value, or one per fraction)")
     p.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch size")
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning AdamW peak learning rate")
+    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning AdamW peak learning rate (--recipes fixed)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--warmup", type=float, default=0.1, help="warm-up share of the fine-tuning steps")
     p.add_argument("--layer-decay", type=float, default=None,
-                   help="LR decay per ResNet stage / ViT block for fine-tuning (every init); default: one LR")
+                   help="LR decay per ResNet stage / ViT block for fine-tuning (--recipes fixed); default: one LR")
     p.add_argument("--stem-stride", type=int, default=2, help="ResNet-18 7x7 stem stride (MONAI default 1: 4x cost)")
     p.add_argument("--pretrain-steps", type=int, default=150, help="SimCLR / MICLe / MAE optimisation steps")
     p.add_argument("--pretrain-batch-size", type=int, default=64,
@@ -127,6 +144,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crop-scale", type=float, nargs=2, default=[0.3, 1.0], help="SimCLR random-resized-crop area")
     p.add_argument("--mae-crop-scale", type=float, nargs=2, default=[0.5, 1.0], help="MAE random-resized-crop area")
     p.add_argument("--pretrain-seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the pretraining views")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the test AUC's 95 %% CI")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     p.add_argument("--out", default="results/label_efficiency")
@@ -145,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--arch vit: --size {args.size} is not a multiple of its patch size {vit_patch_size(args.size)}")
     if "micle" in args.inits and args.dataset != "covid":
         p.error("micle needs patient ids: use --dataset covid")
+    if args.test_split == "val+test" and args.recipes != "fixed":
+        p.error("--test-split val+test leaves no validation data to choose a recipe on: add --recipes fixed")
     if len(args.steps) == 1:
         args.steps = args.steps * len(args.fractions)
     if len(args.steps) != len(args.fractions):
@@ -198,15 +219,27 @@ def make_classifier(seed: int, stem_stride: int = 2, arch: str = "resnet18", siz
     return resnet18(spatial_dims=2, n_input_channels=1, num_classes=2, conv1_t_stride=stem_stride)
 
 
+def progress_printer(label: str, every: float = 0.1):
+    """``on_progress`` callback of a :class:`~monai_ssl.engines.CurriculumStage`: one line per ``every`` of it."""
+    state = {"next": 0.0, "t0": time.perf_counter()}
+
+    def report(fraction: float) -> None:
+        if fraction + 1e-9 >= state["next"]:
+            print(f"  {label}: {100 * fraction:3.0f} % ({time.perf_counter() - state['t0']:.0f} s)", flush=True)
+            state["next"] += every
+
+    return report
+
+
 def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
     """SimCLR (two views of one image) or MICLe (two different images of one patient where it has 2+) on
     ``items`` with labels unused (MAE: :func:`pretrain_mae`); saves the encoder state dict to ``path``."""
     if kind == "mae":
         return pretrain_mae(items, args, path)
-    from monai.data import DataLoader, Dataset
+    from monai.data import Dataset
     from monai.networks.nets import resnet18
 
-    from monai_ssl.data import MultiInstanceDataset
+    from monai_ssl.data import MultiInstanceDataset, SeededDataLoader
     from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
     from monai_ssl.losses import NTXentLoss
     from monai_ssl.transforms import RandMultiViewd, cxr_augmentations
@@ -219,14 +252,14 @@ def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, pat
         data = MultiInstanceDataset([{"image": d["image"], "patient_id": d["patient_id"]} for d in items], augment,
                                     seed=seed)
     else:
-        views = RandMultiViewd("image", augment, num_views=2, delete_original=True).set_random_state(seed)
+        views = RandMultiViewd("image", augment, num_views=2, delete_original=True)
         data = Dataset([{"image": d["image"]} for d in items], views)  # no labels
-    loader = DataLoader(data, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = SeededDataLoader(data, seed=seed, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True,
+                              drop_last=True, num_workers=args.workers)
     stage = CurriculumStage(
         "contrastive", loader, epochs=1, loss_function=NTXentLoss(args.temperature),
         optimizer_fn=lambda m: build_optimizer(m, "adamw", lr=args.pretrain_lr, weight_decay=1e-6),
-        trainer_kwargs={"epoch_length": args.pretrain_steps},
+        trainer_kwargs={"epoch_length": args.pretrain_steps}, on_progress=progress_printer(f"{PRETTY[kind]} pretraining"),
     )
     summary = run_stage(stage, encoder, 512, args.device)
     torch.save({k: v.cpu() for k, v in encoder.state_dict().items()}, path)
@@ -236,8 +269,9 @@ def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, pat
 def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
     """MAE pretraining of the :data:`VIT` encoder on ``items`` (labels unused) through a ``"masked"``
     :class:`~monai_ssl.engines.CurriculumStage`; saves the encoder in MONAI ``ViT`` names to ``path``."""
-    from monai.data import DataLoader, Dataset
+    from monai.data import Dataset
 
+    from monai_ssl.data import SeededDataLoader
     from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
     from monai_ssl.networks.nets import MaskedAutoencoderViT
     from monai_ssl.networks.weights import mae_vit_to_monai_vit
@@ -249,18 +283,58 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
     mae = MaskedAutoencoderViT(1, args.size, vit_patch_size(args.size), spatial_dims=2, masking_ratio=MASKING_RATIO,
                                **VIT, **MAE_DECODER)
     augment = mae_augmentations(args.size, crop_scale=tuple(args.mae_crop_scale))
-    view = RandMultiViewd(SSLKeys.IMAGE.value, augment, num_views=1, delete_original=True).set_random_state(seed)
+    view = RandMultiViewd(SSLKeys.IMAGE.value, augment, num_views=1, delete_original=True)
     data = Dataset([{SSLKeys.IMAGE.value: d["image"]} for d in items], view)  # no labels
-    loader = DataLoader(data, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = SeededDataLoader(data, seed=seed, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True,
+                              drop_last=True, num_workers=args.workers)
     stage = CurriculumStage(  # the whole MAE is the stage's model; its encoder half is what we keep
         "masked", loader, epochs=1, model_fn=lambda m: m,
         optimizer_fn=lambda m: build_optimizer(m, "adamw", lr=args.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95)),
         trainer_kwargs={"epoch_length": args.pretrain_steps, "image_key": view_key(SSLKeys.IMAGE.value, 0)},
+        on_progress=progress_printer("MAE pretraining"),
     )
     summary = run_stage(stage, mae, VIT["hidden_size"], args.device)
     torch.save({k: v.detach().cpu() for k, v in mae_vit_to_monai_vit(mae.state_dict()).items()}, path)
     return summary
+
+
+@torch.no_grad()
+def features(model: torch.nn.Module, x: torch.Tensor | list[dict]) -> torch.Tensor:
+    """(N, F) frozen features of images ``x`` ((N, 1, S, S), or items with an ``"image"``): ResNet: the 512-d pooled
+    output (the classifier without its ``fc``); ViT: the mean of the patch tokens after the final norm (class token
+    excluded: the MAE has none)."""
+    if isinstance(x, list):
+        x = torch.stack([d["image"] for d in x])
+    was = model.training
+    model.eval()
+    try:
+        if hasattr(model, "fc"):
+            fc, model.fc = model.fc, torch.nn.Identity()
+            try:
+                return torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
+            finally:
+                model.fc = fc
+        tokens: list[torch.Tensor] = []
+        hook = model.norm.register_forward_hook(lambda _m, _i, y: tokens.append(y[:, 1:].mean(1)))
+        try:
+            for i in range(0, len(x), 512):
+                model(x[i:i + 512])
+        finally:
+            hook.remove()
+        return torch.cat(tokens)
+    finally:
+        model.train(was)
+
+
+class ProbeClassifier(torch.nn.Module):
+    """A frozen encoder (``model`` read through :func:`features`) followed by a fitted linear probe: one logit."""
+
+    def __init__(self, model: torch.nn.Module, probe: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.probe = model, probe
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.probe(features(self.model, x)).float()
 
 
 def load_encoder(model: torch.nn.Module, path: Path, arch: str = "resnet18") -> Any:
@@ -317,7 +391,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from monai.data import DataLoader, Dataset
     from monai.transforms import RandFlipd
 
-    from monai_ssl.evaluation import classification_metrics, finetune_classifier, predict_proba, run_label_efficiency
+    from monai_ssl.data import SeededDataLoader
+    from monai_ssl.evaluation import (balanced_class_weights, classification_report, finetune_classifier,
+                                      fit_linear_probe, predict_proba, run_label_efficiency)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -341,23 +417,38 @@ def main(argv: list[str] | None = None) -> list[dict]:
         return lambda seed: build_model(name, seed, args, ckpts)
 
     steps_of = dict(zip(args.fractions, args.steps))
-    def train_fn(model, labelled, val, seed, fraction):
-        ds = Dataset(labelled, RandFlipd("image", prob=0.5, spatial_axis=1).set_random_state(seed))
-        loader = DataLoader(ds, batch_size=min(args.batch_size, len(labelled)), shuffle=True, drop_last=True,
-                            generator=torch.Generator().manual_seed(seed))
-        torch.manual_seed(seed)
-        steps = steps_of[fraction]
-        finetune_classifier(model, loader, None, epochs=1, epoch_length=steps, lr=args.lr,
-                            warmup_epochs=args.warmup, weight_decay=args.weight_decay, layer_decay=args.layer_decay,
-                            device=args.device, task="binary")
+    fixed = {"fixed": {"mode": "finetune", "lr": args.lr, "layer_decay": args.layer_decay}}
+    recipes = RECIPE_GRIDS[args.recipes] or fixed
 
-    def eval_fn(model, test):
-        probs, labels = predict_proba(model, DataLoader(test, batch_size=256), args.device, "binary")
-        return classification_metrics(probs, labels, "binary")
+    def train_fn(model, labelled, val, seed, fraction, mode="finetune", lr=args.lr, layer_decay=args.layer_decay):
+        labels = [d["label"] for d in labelled]
+        if mode == "probe":
+            x = {k: torch.stack([d["image"] for d in v]) for k, v in (("train", labelled), ("val", val))}
+            probe = fit_linear_probe(features(model, x["train"]), torch.tensor(labels),
+                                     features(model, x["val"]) if val else None,
+                                     torch.tensor([d["label"] for d in val]) if val else None,
+                                     task="binary", class_balanced=True)
+            return ProbeClassifier(model, probe)
+        ds = Dataset(labelled, RandFlipd("image", prob=0.5, spatial_axis=1))
+        loader = SeededDataLoader(ds, seed=seed, batch_size=min(args.batch_size, len(labelled)), shuffle=True,
+                                  drop_last=True)
+        torch.manual_seed(seed)
+        finetune_classifier(model, loader, None, epochs=1, epoch_length=steps_of[fraction], lr=lr,
+                            warmup_epochs=args.warmup, weight_decay=args.weight_decay, layer_decay=layer_decay,
+                            device=args.device, task="binary", class_weights=balanced_class_weights(labels, 2))
+        return None
+
+    def eval_fn(model, items):
+        probs, labels = predict_proba(model, DataLoader(items, batch_size=256), args.device, "binary")
+        report = classification_report(probs, labels, "binary", n_boot=args.n_boot, seed=0)
+        out = {k: v["value"] for k, v in report.items() if k != "n"}
+        out.update(auc_low=report["auc"]["low"], auc_high=report["auc"]["high"],
+                   predicted_classes=float(len(torch.unique((probs >= 0.5).long()))))
+        return out
 
     data = {k: splits[k] for k in ("train", "val", "test")}
     rows = run_label_efficiency(data, {n: init_fn(n) for n in args.inits}, train_fn, eval_fn, out,
-                                fractions=args.fractions, seeds=args.seeds, resume=not args.fresh)
+                                fractions=args.fractions, seeds=args.seeds, resume=not args.fresh, recipes=recipes)
     summary = (out / "summary.md").read_text()
     test = splits["test"]
     if args.dataset == "pneumoniamnist":
@@ -374,8 +465,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
            f"{VIT['mlp_dim']}, patch {vit_patch_size(args.size)}")
     header = [f"# Label efficiency: {what}", "",
               f"command: `python experiments/label_efficiency.py {settings}`", "",
-              f"fine-tuning steps per fraction: {steps_of}, batch {args.batch_size}, AdamW lr {args.lr}, "
-              f"layer decay {args.layer_decay}, {net}", *log_lines, ""]
+              f"fine-tuning steps per fraction: {steps_of}, batch {args.batch_size}, class-balanced CE, "
+              f"{net}; recipes ({args.recipes}, chosen per run on the label-fraction subset of the validation split, "
+              f"test scored once): " + ", ".join(f"{k} {v}" for k, v in recipes.items()), *log_lines, ""]
     (out / "summary.md").write_text("\n".join(header) + "\n" + summary)
     print(summary)
     return rows

@@ -15,7 +15,8 @@ Features: the ResNet's 512-d pooled output before ``fc``; for the ViT the mean o
 norm (the MAE has no class token, so the classifier's class token is untrained in every encoder here).
 
 Per fraction and seed: an L2-regularised logistic-regression probe (:func:`~monai_ssl.evaluation.fit_linear_probe`,
-L2 chosen on the validation split) and cosine kNN (:func:`~monai_ssl.evaluation.knn.knn_predict`, k = 20), scored by
+L2 chosen on the same label fraction of the validation split, class-balanced) and cosine kNN
+(:func:`~monai_ssl.evaluation.knn.knn_predict`, k = 20), scored by
 test AUC. Writes ``<out>/probe.csv`` and ``<out>/probe.md``.
 
 Run (a couple of CPU-minutes)::
@@ -35,7 +36,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from label_efficiency import load_encoder, load_splits, make_classifier  # noqa: E402
+from label_efficiency import features, load_encoder, load_splits, make_classifier  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,27 +63,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # load_splits reads these (the runner's defaults: shipped data, native size, scored on the test split)
     args.data_root, args.size, args.test_split = None, 28 if args.dataset == "pneumoniamnist" else 64, "test"
     return args
-
-
-@torch.no_grad()
-def features(model: torch.nn.Module, items: list[dict]) -> torch.Tensor:
-    """(N, F) frozen features: ResNet: the 512-d pooled output (the classifier without its ``fc``); ViT: the mean
-    of the patch tokens after the final norm (class token excluded)."""
-    model.eval()
-    x = torch.stack([d["image"] for d in items])
-    if hasattr(model, "fc"):
-        fc, model.fc = model.fc, torch.nn.Identity()
-        out = torch.cat([model(x[i:i + 512]) for i in range(0, len(x), 512)])
-        model.fc = fc
-        return out
-    tokens: list[torch.Tensor] = []
-    hook = model.norm.register_forward_hook(lambda _m, _i, y: tokens.append(y[:, 1:].mean(1)))
-    try:
-        for i in range(0, len(x), 512):
-            model(x[i:i + 512])
-    finally:
-        hook.remove()
-    return torch.cat(tokens)
 
 
 def write_csv(rows: list[dict], path: Path) -> None:
@@ -119,13 +99,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for seed in args.seeds:
                 subset = label_fraction_subset(splits["train"], fraction, seed=seed)  # whole patients (COVID)
                 idx = torch.tensor([d["index"] for d in subset])
+                # the L2 is chosen on the same fraction of the validation labels (counted in n_labels_used)
+                vidx = torch.tensor([d["index"] for d in label_fraction_subset(splits["val"], fraction, seed=seed)])
                 xtr, ytr = feats["train"][idx], labels["train"][idx]
-                probe = fit_linear_probe(xtr, ytr, feats["val"], labels["val"], task="binary")
+                probe = fit_linear_probe(xtr, ytr, feats["val"][vidx], labels["val"][vidx], task="binary",
+                                         class_balanced=True)
                 lin = auc_score(probe.predict_proba(feats["test"]), labels["test"])
                 knn = knn_predict(torch.nn.functional.normalize(xtr, dim=1), ytr,
                                   torch.nn.functional.normalize(feats["test"], dim=1), 2, k=args.k)
                 row = {"encoder": name, "fraction": fraction, "seed": seed, "n_labelled": len(idx),
-                       "linear_probe_auc": lin, "knn_auc": auc_score(knn[:, 1], labels["test"])}
+                       "n_val_labelled": len(vidx), "n_labels_used": len(idx) + len(vidx), "selected_on": "val",
+                       "l2": probe.l2, "linear_probe_auc": lin, "knn_auc": auc_score(knn[:, 1], labels["test"])}
                 rows.append(row)
                 print(row, flush=True)
     out = Path(args.out)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .ensemble import ensemble_evaluate, ensemble_probabilities, logits_to_probabilities
-from .finetune import compute_auc, finetune_classifier, layerwise_lr_decay_groups, predict_proba
+from .finetune import balanced_class_weights, compute_auc, finetune_classifier, layerwise_lr_decay_groups, predict_proba
 from .knn import extract_features, knn_predict
 from .label_efficiency import run_label_efficiency
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
@@ -23,7 +23,7 @@ __all__ += ["LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_eva
 __all__ += ["ensemble_evaluate", "ensemble_probabilities", "logits_to_probabilities"]
 __all__ += ["cam_fraction_in_roi", "gradcam_maps", "gradcam_overlays", "save_overlay", "vit_attention_map"]
 
-__all__ += ["compute_auc", "finetune_classifier", "layerwise_lr_decay_groups", "predict_proba"]
+__all__ += ["balanced_class_weights", "compute_auc", "finetune_classifier", "layerwise_lr_decay_groups", "predict_proba"]
 __all__ += ["run_label_efficiency"]
 __all__ += ["build_segmentation_evaluator", "build_segmentation_model", "build_segmentation_trainer"]
 __all__ += ["mean_dice_per_class", "segmentation_loss"]

@@ -28,6 +28,7 @@ __all__ = [
     "layer_id_fn",
     "layerwise_lr_decay_groups",
     "classification_loss",
+    "balanced_class_weights",
     "predict_proba",
     "compute_auc",
     "finetune_classifier",
@@ -140,21 +141,52 @@ def layerwise_lr_decay_groups(
     return [groups[k] for k in sorted(groups)]
 
 
-def classification_loss(task: str, num_outputs: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def classification_loss(
+    task: str, num_outputs: int, class_weights: Sequence[float] | None = None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Loss for ``task`` taking ``(logits (B, K), labels)``; labels may be ``(B,)`` or ``(B, 1)`` class indices
-    (binary with K = 2, multiclass), ``(B,)``/``(B, 1)`` 0/1 (binary with K = 1) or ``(B, K)`` 0/1 (multilabel)."""
+    (binary with K = 2, multiclass), ``(B,)``/``(B, 1)`` 0/1 (binary with K = 1) or ``(B, K)`` 0/1 (multilabel).
+
+    ``class_weights`` (binary / multiclass): one weight per class for the cross-entropy (binary with one logit:
+    ``pos_weight = w1 / w0``), e.g. :func:`balanced_class_weights` so a skewed label set does not reward
+    predicting the majority class."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got '{task}'")
+    if class_weights is not None and task == "multilabel":
+        raise ValueError("class_weights are for binary / multiclass tasks")
+    weight = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
     if task == "multilabel" or (task == "binary" and num_outputs == 1):
-        bce = nn.BCEWithLogitsLoss()
+        pos = None if weight is None else (weight[1] / weight[0]).reshape(1)
+        bce = nn.BCEWithLogitsLoss(pos_weight=pos)
 
         def bce_loss(logits: Any, y: torch.Tensor) -> torch.Tensor:
             logits = _logits(logits)
             return bce(logits, y.reshape(logits.shape).to(logits.dtype))
 
         return bce_loss
-    ce = nn.CrossEntropyLoss()
-    return lambda logits, y: ce(_logits(logits), y.reshape(-1).long())
+    ce = nn.CrossEntropyLoss(weight=weight)
+
+    def ce_loss(logits: Any, y: torch.Tensor) -> torch.Tensor:
+        logits = _logits(logits)
+        if ce.weight is not None and ce.weight.device != logits.device:
+            ce.weight = ce.weight.to(logits.device)
+        return ce(logits, y.reshape(-1).long())
+
+    return ce_loss
+
+
+def balanced_class_weights(labels: Sequence[int], num_classes: int) -> list[float]:
+    """``N / (K * count[c])`` per class (scikit-learn's "balanced"); a class absent from ``labels`` gets 0.
+
+    Raises:
+        ValueError: a label outside ``[0, num_classes)``.
+    """
+    y = [int(v) for v in labels]
+    bad = sorted({v for v in y if not 0 <= v < num_classes})
+    if bad:
+        raise ValueError(f"labels {bad} outside [0, {num_classes})")
+    counts = [y.count(c) for c in range(num_classes)]
+    return [len(y) / (num_classes * n) if n else 0.0 for n in counts]
 
 
 def _logits(output: Any) -> torch.Tensor:
@@ -254,6 +286,7 @@ def finetune_classifier(
     val_interval: int = 1,
     select_best: bool = True,
     optimizer_fn: Callable[[list[dict]], torch.optim.Optimizer] | None = None,
+    class_weights: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune ``model`` (in place) with MONAI ``SupervisedTrainer`` and AdamW, warm-up + cosine per iteration.
 
@@ -279,6 +312,8 @@ def finetune_classifier(
         val_interval: validation period in epochs.
         select_best: restore the weights of the best validation AUC at the end.
         optimizer_fn: ``fn(param_groups) -> Optimizer`` replacing AdamW.
+        class_weights: per-class cross-entropy weights (see :func:`classification_loss`), e.g.
+            :func:`balanced_class_weights` of the labelled subset.
 
     Returns:
         ``{"train_loss": per-epoch mean loss, "val_auc": [(epoch, auc)], "best_epoch", "best_val_auc",
@@ -317,7 +352,7 @@ def finetune_classifier(
     num_outputs = _num_outputs(model, train_loader, device)
     trainer = SupervisedTrainer(
         device=device, max_epochs=epochs, train_data_loader=train_loader, network=network, optimizer=optimizer,
-        loss_function=classification_loss(task, num_outputs), epoch_length=epoch_length,
+        loss_function=classification_loss(task, num_outputs, class_weights), epoch_length=epoch_length,
         amp=amp and device.type == "cuda", decollate=False,
         train_handlers=[LrScheduleHandler(scheduler, print_lr=False, epoch_level=False)],
     )

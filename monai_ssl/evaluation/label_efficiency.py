@@ -6,6 +6,15 @@ splits are used as given; for each label fraction the labelled training subset i
 for one seed the 1 % subset lies inside the 10 % one); every initialisation is then trained on the same subset
 and evaluated on the same test split. ``results.csv`` is rewritten (atomically) after every run, so a crash loses
 at most the run in progress, and a rerun skips the ``(init, fraction, seed)`` rows already present.
+
+The selection protocol: every choice (recipe, hyperparameters, checkpoint) is made on validation labels only, and
+at a label fraction ``f`` only the same fraction ``f`` of the validation split is labelled (stratified, nested, at
+least one image per class), so a "1 % labels" row really used about 1 % of the labels of train + val: the rows'
+``n_labels_used`` counts both. Each candidate recipe of ``recipes`` (the same grid for every initialisation: the
+baseline gets the SSL arm's tuning budget) is trained and scored on that validation subset; the best one (by
+``select_metric``; a candidate that predicts one class for every validation image is never chosen while another
+is not) is scored on the test split once. A row whose chosen model predicts one class for every test image is
+marked ``status = failed: ...``, left out of the summary's means and counted there: a failed run is not a baseline.
 """
 
 from __future__ import annotations
@@ -19,9 +28,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_label_efficiency", "read_results", "summarise_results", "plot_results", "seed_splits"]
+__all__ = ["run_label_efficiency", "read_results", "summarise_results", "plot_results", "seed_splits",
+           "failed_reason", "select_recipe"]
 
 KEY_FIELDS = ("init", "fraction", "seed")
+OK = "ok"
 
 
 def seed_splits(
@@ -61,7 +72,32 @@ def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
+def failed_reason(metrics: Mapping[str, float]) -> str | None:
+    """Why a scored model is a failed run, or None: it predicts one class for every image (``predicted_classes``
+    of the metrics, when the scorer reports it, is 1)."""
+    for key in ("predicted_classes", "test_predicted_classes", "val_predicted_classes"):
+        if key in metrics and int(metrics[key]) <= 1:
+            return "failed: predicts one class for every image"
+    return None
+
+
+def select_recipe(scores: Mapping[str, Mapping[str, float]], metric: str = "auc") -> str:
+    """The recipe with the best validation ``metric`` among those that are not failed runs (all, when every one
+    is); NaN scores count as worst; ties go to the earlier recipe (the grid's order)."""
+    if not scores:
+        raise ValueError("select_recipe: no candidate scores")
+    eligible = [n for n, m in scores.items() if failed_reason(m) is None] or list(scores)
+
+    def value(name: str) -> float:
+        v = float(scores[name].get(metric, math.nan))
+        return -math.inf if math.isnan(v) else v
+
+    return max(eligible, key=lambda n: (value(n), -list(scores).index(n)))
+
+
 def _parse(value: str) -> Any:
+    if value.startswith(("{", "[")):
+        return value  # JSON (recipes, candidate scores) stays text
     for cast in (int, float):
         try:
             return cast(value)
@@ -87,23 +123,27 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def summarise_results(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> str:
-    """Markdown table: mean ± std over seeds of each metric per (init, fraction), plus labelled-image counts."""
+    """Markdown table: mean ± std over seeds of each metric per (init, fraction), the labels used and how many runs
+    failed (a failed run, see :func:`failed_reason`, is left out of the means)."""
     if not rows:
         return "(no results)"
-    metrics = list(metrics or [k for k, v in rows[0].items() if k.startswith(("test_", "val_"))
-                               and isinstance(v, (int, float))])
+    metrics = list(metrics or [k for k, v in rows[0].items() if k.startswith("test_") and isinstance(v, (int, float))
+                               and not k.endswith(("predicted_classes", "_low", "_high"))]
+                   + [k for k in ("val_auc",) if k in rows[0]])
     inits = list(dict.fromkeys(r["init"] for r in rows))
     fractions = sorted({float(r["fraction"]) for r in rows})
-    head = "| init | label fraction | n labelled | seeds | " + " | ".join(metrics) + " |"
+    head = "| init | label fraction | labels used (train + val) | runs ok / failed | " + " | ".join(metrics) + " |"
     lines = [head, "|" + "---|" * (4 + len(metrics))]
     for init in inits:
         for frac in fractions:
             sel = [r for r in rows if r["init"] == init and math.isclose(float(r["fraction"]), frac)]
             if not sel:
                 continue
-            n = sorted({int(r["n_labelled"]) for r in sel})
-            cells = [_mean_std([float(r[m]) for r in sel if m in r and r[m] != ""]) for m in metrics]
-            lines.append(f"| {init} | {frac:g} | {'/'.join(map(str, n))} | {len(sel)} | " + " | ".join(cells) + " |")
+            ok = [r for r in sel if str(r.get("status", OK)) == OK]
+            used = sorted({int(r.get("n_labels_used", r["n_labelled"])) for r in sel})
+            cells = [_mean_std([float(r[m]) for r in ok if m in r and r[m] != ""]) for m in metrics]
+            lines.append(f"| {init} | {frac:g} | {'/'.join(map(str, used))} | {len(ok)} / {len(sel) - len(ok)} | "
+                         + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -136,12 +176,22 @@ def plot_results(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, met
         means, stds = [], []
         for f in fracs:
             v = [float(r[metric]) for r in rows if r["init"] == init and math.isclose(float(r["fraction"]), f)
-                 and not math.isnan(float(r[metric]))]
+                 and not math.isnan(float(r[metric])) and str(r.get("status", OK)) == OK]
             means.append(statistics.mean(v) if v else math.nan)
             stds.append(statistics.stdev(v) if len(v) > 1 else 0.0)
         ax.errorbar([100 * f for f in fracs], means, yerr=stds, marker="o", capsize=3, label=init)
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images (%)")
+    if metric.endswith("auc"):
+        ax.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance")
+    used: dict[float, set[int]] = {}
+    for r in rows:
+        count = r.get("n_labels_used", r.get("n_labelled"))
+        used.setdefault(100 * float(r["fraction"]), set()).update([int(count)] if count not in (None, "") else [])
+    ticks = sorted(used)
+    ax.set_xticks(ticks, [f"{t:g} %" + (f"\n{'/'.join(map(str, sorted(used[t])))} labels" if used[t] else "")
+                          for t in ticks], fontsize=7)
+    ax.minorticks_off()
     ax.set_ylabel(metric)
     ax.set_title(title or f"label efficiency ({metric}, mean ± std over seeds)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
@@ -169,16 +219,22 @@ def run_label_efficiency(
     plot_metric: str = "test_auc",
     resume: bool = True,
     log: Callable[[str], None] | None = print,
+    recipes: Mapping[str, Mapping[str, Any]] | None = None,
+    select_metric: str = "auc",
+    val_fraction: str | float = "same",
 ) -> list[dict[str, Any]]:
-    """Train and evaluate every initialisation on every label fraction for every seed.
+    """Train and evaluate every initialisation on every label fraction for every seed, choosing on validation only.
 
     Args:
         data: datalist (patient-level split per seed) or official splits ``{"train", "test"[, "val"]}``.
         init_fns: ``{name: fn(seed) -> model}``, e.g. ``{"scratch": ..., "simclr": ...}``.
-        train_fn: ``train_fn(model, labelled, val, seed=seed, fraction=fraction) -> model or None`` (None: the
-            model was trained in place). ``labelled`` is the label-fraction subset, ``val`` the validation split.
-        eval_fn: ``eval_fn(model, test) -> {metric: value}``; names are prefixed ``test_`` unless they already
-            start with ``test_``/``val_``.
+        train_fn: ``train_fn(model, labelled, val, seed=seed, fraction=fraction, **recipe) -> model or None``
+            (None: trained in place). ``labelled`` is the label-fraction subset of the training split, ``val`` the
+            labelled validation subset (see ``val_fraction``): the only validation labels it may use (e.g. for
+            checkpoint selection or a probe's L2).
+        eval_fn: ``eval_fn(model, items) -> {metric: value}`` (may report ``predicted_classes``, the number of
+            classes the model predicts over ``items``: 1 marks a failed run). Scores the validation subset of every
+            candidate and the test split of the chosen one; test names are prefixed ``test_``.
         out_dir: folder for ``results.csv``, ``summary.md`` and ``label_efficiency.png``.
         fractions: label fractions in (0, 1].
         seeds: seeds (split, subset, initialisation and training).
@@ -188,10 +244,19 @@ def run_label_efficiency(
         plot_metric: metric drawn in the PNG.
         resume: keep rows of an existing ``results.csv`` and skip their ``(init, fraction, seed)``.
         log: progress printer (None: silent).
+        recipes: ``{name: train_fn keyword arguments}``, the candidate grid tried for every init (None: one recipe
+            ``{}``, named ``default``).
+        select_metric: validation metric choosing the recipe (higher is better).
+        val_fraction: ``"same"`` (default): the validation labels used at fraction ``f`` are
+            ``label_fraction_subset(val, f)``; a float: that fraction of the validation split at every ``f``.
 
     Returns:
-        all rows (previous ones first): ``init, fraction, seed, n_labelled, n_positive, n_test, train_s`` + metrics.
+        all rows (previous ones first): ``init, fraction, seed, recipe, recipe_params, selected_on, n_labelled,
+        n_val_labelled, n_labels_used, n_positive, n_test, status, val_scores, train_s`` + ``val_<metric>`` of the
+        chosen recipe + test metrics.
     """
+    import json
+
     from ..data.splits import label_fraction_subset
 
     if not init_fns:
@@ -199,6 +264,9 @@ def run_label_efficiency(
     bad = [f for f in fractions if not 0 < f <= 1]
     if bad:
         raise ValueError(f"label fractions must be in (0, 1], got {bad}")
+    if val_fraction != "same" and not (isinstance(val_fraction, (int, float)) and 0 < float(val_fraction) <= 1):
+        raise ValueError(f"val_fraction must be 'same' or a fraction in (0, 1], got {val_fraction!r}")
+    recipes = dict(recipes) if recipes else {"default": {}}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"
@@ -215,21 +283,43 @@ def run_label_efficiency(
         for fraction, name in todo:
             labelled = label_fraction_subset(splits["train"], fraction, seed=seed, patient_key=patient_key,
                                              label_key=label_key)
+            vf = fraction if val_fraction == "same" else float(val_fraction)
+            val = label_fraction_subset(splits["val"], vf, seed=seed, patient_key=patient_key, label_key=label_key)
+            if len(recipes) > 1 and not val:
+                raise ValueError(f"seed {seed}: {len(recipes)} recipes to choose from but no validation data; "
+                                 "give a 'val' split (the test split is never used for selection)")
             start = time.perf_counter()
-            model = init_fns[name](seed)
-            trained = train_fn(model, labelled, splits["val"], seed=seed, fraction=fraction)
-            model = model if trained is None else trained
+            scores: dict[str, dict[str, float]] = {}
+            best_name, best_model = None, None
+            for recipe_name, recipe in recipes.items():
+                model = init_fns[name](seed)
+                trained = train_fn(model, labelled, val, seed=seed, fraction=fraction, **recipe)
+                model = model if trained is None else trained
+                if len(recipes) == 1:
+                    best_name, best_model = recipe_name, model
+                    break
+                scores[recipe_name] = {k: float(v) for k, v in eval_fn(model, val).items()}
+                if select_recipe(scores, select_metric) == recipe_name:
+                    best_name, best_model = recipe_name, model
             train_s = time.perf_counter() - start
-            metrics = {(k if k.startswith(("test_", "val_")) else f"test_{k}"): float(v)
-                       for k, v in eval_fn(model, splits["test"]).items()}
-            row = {"init": name, "fraction": float(fraction), "seed": int(seed), "n_labelled": len(labelled),
+            test_metrics = {k: float(v) for k, v in eval_fn(best_model, splits["test"]).items()}
+            metrics = {(k if k.startswith(("test_", "val_")) else f"test_{k}"): v for k, v in test_metrics.items()}
+            chosen_val = {f"val_{k}": v for k, v in scores.get(best_name, {}).items()}
+            row = {"init": name, "fraction": float(fraction), "seed": int(seed), "recipe": best_name,
+                   "recipe_params": json.dumps(recipes[best_name], sort_keys=True),
+                   "selected_on": "val" if scores else "none (one fixed recipe)",
+                   "n_labelled": len(labelled), "n_val_labelled": len(val),
+                   "n_labels_used": len(labelled) + (len(val) if scores or val else 0),
                    "n_positive": sum(_is_positive(d.get(label_key)) for d in labelled),
-                   "n_test": len(splits["test"]), "train_s": round(train_s, 1), **metrics}
+                   "n_test": len(splits["test"]), "status": failed_reason(test_metrics) or OK,
+                   "val_scores": json.dumps({r: round(m.get(select_metric, math.nan), 4) for r, m in scores.items()}),
+                   "train_s": round(train_s, 1), **chosen_val, **metrics}
             rows.append(row)
             done.add(_key(row))
             _write_rows(csv_path, rows)
-            say(f"[label-efficiency] {name} fraction={fraction:g} seed={seed} n={len(labelled)} "
-                + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()) + f" ({train_s:.0f}s)")
+            say(f"[label-efficiency] {name} fraction={fraction:g} seed={seed} n={len(labelled)}+{len(val)} val "
+                f"recipe={best_name} " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+                + f" ({train_s:.0f}s){'' if row['status'] == OK else ' ' + row['status'].upper()}")
     (out / "summary.md").write_text(summarise_results(rows) + "\n")
     if rows and plot_metric in rows[0]:
         plot_results(rows, out / "label_efficiency.png", plot_metric)

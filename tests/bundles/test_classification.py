@@ -278,10 +278,10 @@ def test_torchrun_two_processes_gloo(tmp_path):
 
 
 def test_demo_table_and_plot(tmp_path):
-    """scripts/demo.py's results table (values and CIs from the reports) and plot, on made-up reports."""
+    """scripts/demo_covid.py's results table (values and CIs from the reports) and plot, on made-up reports."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("demo_script", REPO / "scripts" / "demo.py")
+    spec = importlib.util.spec_from_file_location("demo_script", REPO / "scripts" / "demo_covid.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
     rep = {m: {"value": 0.5 + 0.1 * i, "low": 0.4, "high": 0.9} for i, m in enumerate(demo.METRICS)}

@@ -155,3 +155,65 @@ def test_plot_leaves_the_matplotlib_backend_alone(tmp_path, monkeypatch):
             for i in ("scratch", "ssl") for f in (0.01, 1.0) for s in (0, 1)]
     assert plot_results(rows, tmp_path / "p.png").stat().st_size > 1000
     assert matplotlib.rcParams._get_backend_or_none() == before
+
+
+def test_recipes_are_chosen_on_the_validation_subset_and_test_is_scored_once(tmp_path):
+    """Recipe 'good' wins on validation; 'test_best' would win on test. Only validation may decide."""
+    data = patient_datalist(n_patients=80)
+    seen = {"test_calls": 0, "val_sizes": []}
+
+    def train(model, labelled, val, seed, fraction, quality):
+        model["quality"], model["n"] = quality, len(labelled)
+        seen["val_sizes"].append((fraction, len(val)))
+
+    def evaluate(model, items):
+        is_test = any(d.get("split") == "test" for d in items)
+        seen["test_calls"] += is_test
+        q = model["quality"]
+        auc = {"good": 0.9, "test_best": 0.6, "flat": 0.95}[q] if not is_test else {"good": 0.8, "test_best": 0.99,
+                                                                                      "flat": 0.5}[q]
+        return {"auc": auc, "predicted_classes": 1 if q == "flat" else 2}
+
+    splits = seed_splits_with_tags(data)
+    recipes = {"test_best": {"quality": "test_best"}, "good": {"quality": "good"}, "flat": {"quality": "flat"}}
+    rows = run_label_efficiency(splits, {"a": lambda seed: {}}, train, evaluate, tmp_path, fractions=(0.1, 1.0),
+                                seeds=(0,), recipes=recipes, log=None)
+    assert [r["recipe"] for r in rows] == ["good", "good"]  # 'flat' scores best on val but predicts one class
+    assert seen["test_calls"] == 2  # once per row, for the chosen model only
+    val_total = len(splits["val"])
+    assert dict(seen["val_sizes"])[1.0] == val_total and 0 < dict(seen["val_sizes"])[0.1] < val_total / 5
+    for r in rows:
+        assert r["selected_on"] == "val" and r["status"] == "ok" and r["test_auc"] == 0.8 and r["val_auc"] == 0.9
+        assert r["n_labels_used"] == r["n_labelled"] + r["n_val_labelled"]
+    on_disk = read_results(tmp_path / "results.csv")
+    assert on_disk[0]["recipe_params"] == '{"quality": "good"}'
+
+
+def test_a_run_predicting_one_class_is_marked_failed_and_left_out_of_the_means(tmp_path):
+    data = patient_datalist()
+
+    def train(model, labelled, val, seed, fraction):
+        model["n"] = len(labelled)
+
+    def evaluate(model, items):
+        return {"auc": 0.7, "predicted_classes": 1 if model["name"] == "collapsed" else 2}
+
+    rows = run_label_efficiency(data, {"collapsed": lambda s: {"name": "collapsed"}, "fine": lambda s: {"name": "f"}},
+                                train, evaluate, tmp_path, fractions=(1.0,), seeds=(0, 1), log=None)
+    assert {r["status"] for r in rows if r["init"] == "collapsed"} == {"failed: predicts one class for every image"}
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| collapsed | 1 |" in summary and "| 0 / 2 | n/a" in summary and "| 2 / 0 | 0.700" in summary
+
+
+def test_several_recipes_without_validation_data_are_refused(tmp_path):
+    official = {"train": patient_datalist(), "test": patient_datalist(10)}
+    with pytest.raises(ValueError, match="test split is never used for selection"):
+        run_label_efficiency(official, {"a": lambda s: {}}, lambda *a, **k: None, lambda m, d: {"auc": 0.5},
+                             tmp_path, fractions=(1.0,), seeds=(0,), recipes={"x": {}, "y": {}}, log=None)
+
+
+def seed_splits_with_tags(data: list[dict]) -> dict[str, list[dict]]:
+    from monai_ssl.data import patient_split
+
+    split = patient_split(data, seed=0)
+    return {k: [{**d, "split": k} for d in split[k]] for k in ("train", "val", "test")}

@@ -37,8 +37,8 @@ def test_merges_with_tags(tmp_path):
     assert [r["init"] for r in rows] == ["scratch"] * 2 + ["micle"] * 2 + ["micle (crops 60-100 %)"] * 2
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# Label efficiency: COVID CXR 64 px (test: 82 images)")
-    assert "| micle (crops 60-100 %) | 0.1 | 40 | 2 | 0.800 ± 0.141 | 0.500 ± 0.000 |" in summary
-    assert "| scratch | 0.1 | 40 | 2 | 0.600 ± 0.141 |" in summary
+    assert "| micle (crops 60-100 %) | 0.1 | 40 | 2 / 0 | 0.800 ± 0.141 | 0.500 ± 0.000 |" in summary
+    assert "| scratch | 0.1 | 40 | 2 / 0 | 0.600 ± 0.141 |" in summary
     assert (out / "label_efficiency.png").stat().st_size > 0
 
 

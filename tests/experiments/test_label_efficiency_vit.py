@@ -144,7 +144,7 @@ def test_probe_features_of_the_vit(le):
 
 def test_covid_val_plus_test_split(le):
     default = le.load_splits(le.parse_args(["--dataset", "covid"]))
-    held = le.load_splits(le.parse_args(["--dataset", "covid", "--test-split", "val+test"]))
+    held = le.load_splits(le.parse_args(["--dataset", "covid", "--test-split", "val+test", "--recipes", "fixed"]))
 
     def patients(items):
         return {d["patient_id"] for d in items}
