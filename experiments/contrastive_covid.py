@@ -205,7 +205,8 @@ def linear_probe(encoder: nn.Module, splits: dict[str, list[dict]], device: str,
     mean, std = data["train"][0].mean(0), data["train"][0].std(0) + 1e-6
     data = {k: ((x - mean) / std, y) for k, (x, y) in data.items()}
     best = max(((l2, _fit_logreg(*data["train"], l2)) for l2 in l2_grid), key=lambda m: _auc(m[1], *data["val"]))
-    return {"l2": best[0], "val_auc": _auc(best[1], *data["val"]), "test_auc": _auc(best[1], *data["test"])}
+    return {"l2": best[0], "val_auc": _auc(best[1], *data["val"]), "test_auc": _auc(best[1], *data["test"]),
+            "selected_on": "val", "n_labels_used": len(data["train"][1]) + len(data["val"][1])}
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -270,7 +271,8 @@ def read_rows(path: Path) -> list[dict]:
     """Rows of an earlier ``results.csv`` with numbers parsed back (empty if the file does not exist)."""
     if not path.exists():
         return []
-    numeric = {"seed": int, "steps": int, "l2": float, "val_auc": float, "test_auc": float, "pretrain_s": float}
+    numeric = {"seed": int, "steps": int, "l2": float, "val_auc": float, "test_auc": float, "pretrain_s": float,
+               "n_labels_used": int}
     with open(path, newline="") as f:
         return [{k: numeric.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(f)]
 

@@ -288,11 +288,13 @@ def main(argv=None) -> int:
     groups = list(LABEL_GROUPS)
     with open(out / "dice.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["init", "class", "dice_volume", "dice_slice_mean"])
+        # one fixed recipe, the last step's weights: nothing is chosen, on test or elsewhere (no validation split)
+        w.writerow(["init", "class", "dice_volume", "dice_slice_mean", "selected_on", "n_labels_used"])
+        tag = ["none (fixed recipe, final weights)", len(train)]
         for name, r in results.items():
             for g, dv, ds in zip(groups, r["volume"], r["slice_mean"]):
-                w.writerow([name, g, f"{dv:.4f}", f"{ds:.4f}"])
-            w.writerow([name, "mean", f"{np.nanmean(r['volume']):.4f}", f"{np.nanmean(r['slice_mean']):.4f}"])
+                w.writerow([name, g, f"{dv:.4f}", f"{ds:.4f}", *tag])
+            w.writerow([name, "mean", f"{np.nanmean(r['volume']):.4f}", f"{np.nanmean(r['slice_mean']):.4f}", *tag])
     # example: the test slice with the most classes present (ties: most foreground)
     tl = lab[test]
     score = [(len(torch.unique(s)), int((s > 0).sum())) for s in tl]

@@ -65,8 +65,13 @@ def classification_datalists(
     label_fraction: float = 1.0,
     seed: int = 0,
     limit: int | None = None,
+    val_fraction: float | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Patient-level ``train`` / ``val`` / ``test`` lists of labelled items.
+
+    A run with ``label_fraction`` f chooses its checkpoint on validation labels, which count as labels used: by
+    default the validation list is the same fraction f of the validation split (``val_fraction``; whole patients,
+    stratified, nested), so a "10 % labels" run uses about 10 % of the train + validation labels.
 
     Without ``datalist``: every image of ``<dataset_dir>/covid_cxr_256.npz`` is split 70/15/15 by patient with
     :func:`monai_ssl.data.patient_split` (``seed``), the same split the ``micle_pretrain`` bundle draws its
@@ -82,6 +87,7 @@ def classification_datalists(
         label_fraction: share of the training labels used, in (0, 1].
         seed: split seed.
         limit: keep only the first N items of each split (smoke runs).
+        val_fraction: share of the validation labels used (None: ``label_fraction``).
 
     Returns:
         ``{"train", "val", "test"}`` item lists (``image``, ``label``, ``patient_id``).
@@ -90,11 +96,14 @@ def classification_datalists(
         FileNotFoundError: naming the config key (``dataset_dir`` / ``datalist``) and the missing path.
         ValueError: a bad ``label_fraction`` or ``data_limit``, or an empty split.
     """
-    from ..data import load_covid_cxr, load_datalist, patient_split
+    from ..data import label_fraction_subset, load_covid_cxr, load_datalist, patient_split
     from .paths import require_path
 
     if not 0 < float(label_fraction) <= 1:
         raise ValueError(f"config key 'label_fraction' must be in (0, 1], got {label_fraction}")
+    val_fraction = label_fraction if val_fraction is None else val_fraction
+    if not 0 < float(val_fraction) <= 1:
+        raise ValueError(f"config key 'val_label_fraction' must be in (0, 1], got {val_fraction}")
     if limit is not None and int(limit) <= 0:
         raise ValueError(f"config key 'data_limit' must be a positive integer or null, got {limit}")
     if datalist is not None:
@@ -116,6 +125,8 @@ def classification_datalists(
     out = {}
     for name, part in splits.items():
         part = _labelled(part)
+        if name == "val" and float(val_fraction) < 1:
+            part = label_fraction_subset(part, float(val_fraction), seed=seed)
         if limit is not None:
             part = _stratified_head(part, int(limit))
         if not part:
@@ -209,6 +220,7 @@ def evaluate_checkpoints(
     n_boot: int = 1000,
     seed: int = 0,
     name: str = "test",
+    labels_used: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Test metrics with patient-clustered bootstrap 95 % CIs of one checkpoint, or of the probability-averaging
     ensemble of several (:func:`monai_ssl.evaluation.ensemble_evaluate`, MONAI ``EnsembleEvaluator``).
@@ -226,6 +238,8 @@ def evaluate_checkpoints(
         n_boot: bootstrap resamples.
         seed: bootstrap seed.
         name: suffix of the output files.
+        labels_used: ``{"train": n, "val": m}`` labels the model was trained and selected with (recorded with
+            ``n_labels_used`` and ``selected_on: "val"``: the training run keeps the best validation checkpoint).
 
     Returns:
         ``{"report": {metric: {value, low, high}}, "member_metrics": [...], "checkpoints": [...]}``.
@@ -249,6 +263,8 @@ def evaluate_checkpoints(
     out.mkdir(parents=True, exist_ok=True)
     result = {"report": report, "member_metrics": member_metrics, "checkpoints": [str(p) for p in paths],
               "ensemble": len(paths) > 1, "n_boot": n_boot, "split": name}
+    if labels_used is not None:
+        result.update(selected_on="val", labels_used=dict(labels_used), n_labels_used=sum(labels_used.values()))
     (out / f"metrics_{name}.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     with open(out / f"metrics_{name}.csv", "w", newline="") as f:
         w = csv.writer(f)

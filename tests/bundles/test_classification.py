@@ -72,8 +72,13 @@ def test_label_fraction_patient_split_matches_pretraining():
     assert {d["patient_id"] for d in tenth["train"]} < pid["train"]  # nested, whole patients
     assert 0.05 < len(tenth["train"]) / len(full["train"]) < 0.2
     assert {d["label"] for d in tenth["train"]} == {0, 1}
-    for k in ("val", "test"):  # evaluation splits do not depend on the label fraction
-        assert [d["patient_id"] for d in tenth[k]] == [d["patient_id"] for d in full[k]]
+    # the test split does not depend on the label fraction; the validation labels (used to choose the checkpoint,
+    # so counted as labels used) are the same fraction of the validation patients, unless asked otherwise
+    assert [d["patient_id"] for d in tenth["test"]] == [d["patient_id"] for d in full["test"]]
+    assert {d["patient_id"] for d in tenth["val"]} < pid["val"] and {d["label"] for d in tenth["val"]} == {0, 1}
+    assert 0.05 < len(tenth["val"]) / len(full["val"]) < 0.2
+    all_val = classification_datalists(data, label_fraction=0.1, val_fraction=1.0)["val"]
+    assert [d["patient_id"] for d in all_val] == [d["patient_id"] for d in full["val"]]
     # the pretraining bundle's train patients are this bundle's train patients: test patients never pretrained on
     pretrain = {d["patient_id"] for d in contrastive_datalist(data, split="train")}
     assert pid["train"] <= pretrain and not pretrain & pid["test"]
@@ -127,8 +132,10 @@ def _evaluate(out, tmp_path, **kw):
 def test_evaluate_metrics_with_cis_and_ensemble(cls_run, tmp_path):
     _, out = cls_run
     res = _evaluate(out, tmp_path, eval_dir=str(tmp_path / "single"))
-    report = json.loads((tmp_path / "single/metrics_test.json").read_text())["report"]
+    saved = json.loads((tmp_path / "single/metrics_test.json").read_text())
+    report = saved["report"]
     assert set(report) == {"auc", "accuracy", "balanced_accuracy", "f1", "n"} and report["n"]["value"] == 8
+    assert saved["selected_on"] == "val" and saved["n_labels_used"] == sum(saved["labels_used"].values()) == 16
     for k in ("auc", "accuracy", "balanced_accuracy", "f1"):
         assert report[k]["low"] <= report[k]["value"] <= report[k]["high"], k
     rows = _read_csv(tmp_path / "single/metrics_test.csv")
