@@ -9,8 +9,8 @@ into ``micle (crops 60-100 %)``; an empty tag keeps the names. It refuses runs s
 Writes ``<out>/summary.md`` (the :func:`~monai_ssl.evaluation.label_efficiency.summarise_results` table of the
 merged rows) and ``<out>/label_efficiency.png``::
 
-    python experiments/combine_label_efficiency.py --run "=results/label_efficiency_covid_heldout" \\
-        --run "crops 60-100 %=results/label_efficiency_covid_crop" --out results/label_efficiency_covid_levers
+    python experiments/combine_label_efficiency.py --run "=results/label_efficiency_covid" \\
+        --run "crops 60-100 %=runs/label_efficiency_covid_crop" --out runs/label_efficiency_covid_levers
 """
 
 from __future__ import annotations

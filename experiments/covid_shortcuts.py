@@ -16,7 +16,7 @@ recognising the view alone. This script measures, on the patient-level split of 
 Writes ``<out>/shortcuts.md`` and ``<out>/shortcuts.csv``::
 
     python experiments/covid_shortcuts.py --encoder simclr=results/label_efficiency_covid/simclr_encoder.pt \\
-        --encoder micle=results/label_efficiency_covid/micle_encoder.pt --out results/label_efficiency_covid_levers
+        --encoder micle=results/label_efficiency_covid/micle_encoder.pt --out results/covid_shortcuts
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default="results/label_efficiency_covid_levers")
+    p.add_argument("--out", default="results/covid_shortcuts")
     args = p.parse_args(argv)
     args.encoders = {}
     for spec in args.encoder:
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             load_encoder(model, args.encoders[name])
         feats = {"train": features(model, train), "test": features(model, test)}
         finding = probe(feats, y, fit_idx, tune_idx).predict_proba(feats["test"])
-        row = {"encoder": name, "fraction": 1.0, "seed": "", "n_labelled": len(train),
-               "finding_auc": auc_score(finding, y["test"]),
+        row = {"encoder": name, "fraction": 1.0, "seed": "", "n_labelled": len(train), "n_labels_used": len(train),
+               "selected_on": "val (L2 on a held-out part of the labelled training patients)", "finding_auc": auc_score(finding, y["test"]),
                "view_auc": auc_score(probe(feats, view, fit_idx, tune_idx).predict_proba(feats["test"]), view["test"]),
                "finding_auc_pa_only": auc_score(finding[pa], y["test"][pa]),
                "finding_scores_view_auc": auc_score(finding, view["test"])}
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 scores = fit_linear_probe(feats["train"][idx], y["train"][idx], task="binary").predict_proba(
                     feats["test"])
                 row = {"encoder": name, "fraction": fraction, "seed": seed, "n_labelled": len(idx),
-                       "finding_auc": auc_score(scores, y["test"]), "view_auc": float("nan"),
+                       "n_labels_used": len(idx), "selected_on": "none (fixed default L2)", "finding_auc": auc_score(scores, y["test"]), "view_auc": float("nan"),
                        "finding_auc_pa_only": auc_score(scores[pa], y["test"][pa]),
                        "finding_scores_view_auc": auc_score(scores, view["test"])}
                 rows.append(row)

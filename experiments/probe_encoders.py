@@ -21,8 +21,8 @@ test AUC. Writes ``<out>/probe.csv`` and ``<out>/probe.md``.
 
 Run (a couple of CPU-minutes)::
 
-    python experiments/probe_encoders.py --encoder simclr150=results/label_efficiency/simclr_encoder.pt \\
-        --encoder simclr600=results/label_efficiency_long/simclr_encoder.pt --out results/label_efficiency
+    python experiments/probe_encoders.py --encoder simclr=results/label_efficiency/simclr_encoder.pt \\
+        --out results/label_efficiency
 """
 
 from __future__ import annotations

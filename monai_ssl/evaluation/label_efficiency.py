@@ -12,8 +12,8 @@ at a label fraction ``f`` only the same fraction ``f`` of the validation split i
 least one image per class), so a "1 % labels" row really used about 1 % of the labels of train + val: the rows'
 ``n_labels_used`` counts both. Each candidate recipe of ``recipes`` (the same grid for every initialisation: the
 baseline gets the SSL arm's tuning budget) is trained and scored on that validation subset; the best one (by
-``select_metric``; a candidate that predicts one class for every validation image is never chosen while another
-is not) is scored on the test split once. A row whose chosen model predicts one class for every test image is
+``select_metric``, ties broken by the validation log-loss; a candidate that predicts one class for every validation
+image is never chosen while another is not) is scored on the test split once. A row whose chosen model predicts one class for every test image is
 marked ``status = failed: ...``, left out of the summary's means and counted there: a failed run is not a baseline.
 """
 
@@ -81,18 +81,20 @@ def failed_reason(metrics: Mapping[str, float]) -> str | None:
     return None
 
 
-def select_recipe(scores: Mapping[str, Mapping[str, float]], metric: str = "auc") -> str:
-    """The recipe with the best validation ``metric`` among those that are not failed runs (all, when every one
-    is); NaN scores count as worst; ties go to the earlier recipe (the grid's order)."""
+def select_recipe(scores: Mapping[str, Mapping[str, float]], metric: str = "auc", tie_break: str = "log_loss") -> str:
+    """The recipe with the best (highest) validation ``metric`` among those that are not failed runs (all, when every
+    one is). Ties, common when a few validation images allow only a few AUC values, go to the lower ``tie_break``
+    (the validation log-loss, when the scorer reports it), then to the earlier recipe (the grid's order). NaN counts
+    as worst."""
     if not scores:
         raise ValueError("select_recipe: no candidate scores")
     eligible = [n for n, m in scores.items() if failed_reason(m) is None] or list(scores)
 
-    def value(name: str) -> float:
-        v = float(scores[name].get(metric, math.nan))
-        return -math.inf if math.isnan(v) else v
+    def value(name: str, key: str, sign: float) -> float:
+        v = float(scores[name].get(key, math.nan))
+        return -math.inf if math.isnan(v) else sign * v
 
-    return max(eligible, key=lambda n: (value(n), -list(scores).index(n)))
+    return max(eligible, key=lambda n: (value(n, metric, 1.0), value(n, tie_break, -1.0), -list(scores).index(n)))
 
 
 def _parse(value: str) -> Any:
@@ -233,7 +235,8 @@ def run_label_efficiency(
             labelled validation subset (see ``val_fraction``): the only validation labels it may use (e.g. for
             checkpoint selection or a probe's L2).
         eval_fn: ``eval_fn(model, items) -> {metric: value}`` (may report ``predicted_classes``, the number of
-            classes the model predicts over ``items``: 1 marks a failed run). Scores the validation subset of every
+            classes the model predicts over ``items``: 1 marks a failed run; and ``log_loss``, which breaks ties of
+            ``select_metric`` between recipes). Scores the validation subset of every
             candidate and the test split of the chosen one; test names are prefixed ``test_``.
         out_dir: folder for ``results.csv``, ``summary.md`` and ``label_efficiency.png``.
         fractions: label fractions in (0, 1].

@@ -217,3 +217,13 @@ def seed_splits_with_tags(data: list[dict]) -> dict[str, list[dict]]:
 
     split = patient_split(data, seed=0)
     return {k: [{**d, "split": k} for d in split[k]] for k in ("train", "val", "test")}
+
+
+def test_select_recipe_breaks_auc_ties_by_log_loss_then_grid_order():
+    from monai_ssl.evaluation.label_efficiency import select_recipe
+
+    scores = {"a": {"auc": 1.0, "log_loss": 0.6}, "b": {"auc": 1.0, "log_loss": 0.2}, "c": {"auc": 0.9, "log_loss": 0.1}}
+    assert select_recipe(scores) == "b"
+    assert select_recipe({"a": {"auc": 1.0}, "b": {"auc": 1.0}}) == "a"
+    assert select_recipe({"a": {"auc": float("nan")}, "b": {"auc": 0.6}}) == "b"
+    assert select_recipe({"a": {"auc": 1.0, "predicted_classes": 1}, "b": {"auc": 0.6, "predicted_classes": 2}}) == "b"
