@@ -304,6 +304,9 @@ def run_label_efficiency(
                 scores[recipe_name] = {k: float(v) for k, v in eval_fn(model, val).items()}
                 if select_recipe(scores, select_metric) == recipe_name:
                     best_name, best_model = recipe_name, model
+                say(f"  {name} fraction={fraction:g} seed={seed} candidate {recipe_name}: val "
+                    f"{select_metric}={scores[recipe_name].get(select_metric, math.nan):.4f} "
+                    f"({time.perf_counter() - start:.0f}s)")
             train_s = time.perf_counter() - start
             test_metrics = {k: float(v) for k, v in eval_fn(best_model, splits["test"]).items()}
             metrics = {(k if k.startswith(("test_", "val_")) else f"test_{k}"): v for k, v in test_metrics.items()}
