@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
 import logging
 import os
@@ -50,10 +52,36 @@ def _parse(value: str) -> Any:
     return value
 
 
+# UTF-32 before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _read_text(path: Path) -> str:
+    """The text of a table: UTF-8 (a byte-order mark, as Excel writes, is dropped), or UTF-16/32 with a BOM.
+
+    Nothing is guessed: bytes that are not valid UTF-8 (a Latin-1 / Windows-1252 export) and NUL bytes (UTF-16
+    without a BOM) are refused, naming the file, the line and the fix, rather than decoded into wrong ids.
+    """
+    data = path.read_bytes()
+    encoding = next((enc for bom, enc in _BOMS if data.startswith(bom)), "utf-8")
+    if encoding == "utf-8" and b"\x00" in data:
+        raise ValueError(f"{path}: the table contains NUL bytes (UTF-16 without a byte-order mark?): save it as UTF-8")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: not {encoding.removesuffix('-sig').upper()} text (byte(s) {data[e.start:e.end]!r} on line "
+            f"{line} cannot be decoded; Latin-1 / Windows-1252 export?): save the table as UTF-8 (e.g. Excel's "
+            "'CSV UTF-8')"
+        ) from e
+
+
 def _read_table(path: Path, section: str | None) -> list[dict[str, Any]]:
     if path.suffix.lower() == ".json":
         try:
-            content = json.loads(path.read_text())
+            content = json.loads(_read_text(path))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON ({e})") from e
         if isinstance(content, dict):
@@ -65,11 +93,11 @@ def _read_table(path: Path, section: str | None) -> list[dict[str, Any]]:
             raise ValueError(f"{path}: expected a list of objects (or an object of such lists)")
         return [dict(x) for x in content]
     if path.suffix.lower() in (".csv", ".tsv"):
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            if reader.fieldnames is None:
-                raise ValueError(f"{path}: empty table (no header row)")
-            return [{k.strip(): _parse(v or "") for k, v in row.items() if k is not None} for row in reader]
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
+        if reader.fieldnames is None:
+            raise ValueError(f"{path}: empty table (no header row)")
+        return [{k.strip(): _parse(v or "") for k, v in row.items() if k is not None} for row in reader]
     raise ValueError(f"{path}: unsupported datalist format '{path.suffix}' (use .csv, .tsv or .json)")
 
 
@@ -84,7 +112,9 @@ def load_datalist(
     """Read a datalist table: CSV/TSV with a header row, or JSON (a list, or MONAI's ``{"training": [...]}``).
 
     Typical columns: ``image`` (path), ``patient_id``, optional ``label``, ``view``, ``study_id``. Numeric cells become
-    int/float, empty cells None. Relative paths in ``path_keys`` are resolved against ``base_dir`` (default: the
+    int/float, empty cells None. Tables are read as UTF-8 (an Excel byte-order mark is dropped) or as UTF-16/32 when
+    they start with a byte-order mark; any other encoding (Latin-1, Windows-1252) is refused with a ValueError
+    naming the file and the line, not guessed. Relative paths in ``path_keys`` are resolved against ``base_dir`` (default: the
     table's folder).
 
     Args:
@@ -98,7 +128,8 @@ def load_datalist(
 
     Raises:
         FileNotFoundError: the table is absent, or (``on_missing="raise"``) rows point at missing files.
-        ValueError: unreadable table, or rows lacking required columns (the rows and columns are named).
+        ValueError: unreadable table (bad JSON, not UTF-8/16/32 text), or rows lacking required columns (the rows and
+            columns are named).
     """
     if on_missing not in ("raise", "skip"):
         raise ValueError(f"on_missing must be 'raise' or 'skip', got '{on_missing}'")
