@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["SkippedFile", "DicomScan", "load_datalist", "datalist_from_dicom"]
+__all__ = ["ID_KEYS", "SkippedFile", "DicomScan", "load_datalist", "datalist_from_dicom"]
 
 logger = logging.getLogger(__name__)
+
+#: columns read as text exactly as written (besides the path columns): ``007`` and ``7`` are two patients
+ID_KEYS = ("patient_id", "study_id", "series_id")
 
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
@@ -41,10 +44,13 @@ class DicomScan(NamedTuple):
     skipped: list[SkippedFile]
 
 
-def _parse(value: str) -> Any:
+def _parse(value: str, as_text: bool = False) -> Any:
+    """A CSV cell: stripped; empty -> None; numbers -> int/float unless ``as_text`` (id and path columns)."""
     value = value.strip()
     if value == "":
         return None
+    if as_text:
+        return value
     if _INT.match(value):
         return int(value)
     if _FLOAT.match(value):
@@ -78,7 +84,13 @@ def _read_text(path: Path) -> str:
         ) from e
 
 
-def _read_table(path: Path, section: str | None) -> list[dict[str, Any]]:
+def _as_text(row: dict[str, Any], text_keys: set[str]) -> dict[str, Any]:
+    """A JSON row with numbers in id/path columns written as text (``"patient_id": 7`` -> ``"7"``)."""
+    return {k: str(v) if k in text_keys and isinstance(v, (int, float)) and not isinstance(v, bool) else v
+            for k, v in row.items()}
+
+
+def _read_table(path: Path, section: str | None, text_keys: set[str]) -> list[dict[str, Any]]:
     if path.suffix.lower() == ".json":
         try:
             content = json.loads(_read_text(path))
@@ -91,13 +103,14 @@ def _read_table(path: Path, section: str | None) -> list[dict[str, Any]]:
             content = content[key]
         if not isinstance(content, list) or not all(isinstance(x, dict) for x in content):
             raise ValueError(f"{path}: expected a list of objects (or an object of such lists)")
-        return [dict(x) for x in content]
+        return [_as_text(dict(x), text_keys) for x in content]
     if path.suffix.lower() in (".csv", ".tsv"):
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
         reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
         if reader.fieldnames is None:
             raise ValueError(f"{path}: empty table (no header row)")
-        return [{k.strip(): _parse(v or "") for k, v in row.items() if k is not None} for row in reader]
+        rows = [{k.strip(): v for k, v in row.items() if k is not None} for row in reader]
+        return [{k: _parse(v or "", k in text_keys) for k, v in row.items()} for row in rows]
     raise ValueError(f"{path}: unsupported datalist format '{path.suffix}' (use .csv, .tsv or .json)")
 
 
@@ -108,14 +121,17 @@ def load_datalist(
     path_keys: Sequence[str] = ("image",),
     section: str | None = None,
     on_missing: str = "raise",
+    text_keys: Sequence[str] = ID_KEYS,
 ) -> list[dict[str, Any]]:
     """Read a datalist table: CSV/TSV with a header row, or JSON (a list, or MONAI's ``{"training": [...]}``).
 
-    Typical columns: ``image`` (path), ``patient_id``, optional ``label``, ``view``, ``study_id``. Numeric cells become
-    int/float, empty cells None. Tables are read as UTF-8 (an Excel byte-order mark is dropped) or as UTF-16/32 when
-    they start with a byte-order mark; any other encoding (Latin-1, Windows-1252) is refused with a ValueError
-    naming the file and the line, not guessed. Relative paths in ``path_keys`` are resolved against ``base_dir`` (default: the
-    table's folder).
+    Typical columns: ``image`` (path), ``patient_id``, optional ``label``, ``view``, ``study_id``. Cells are stripped
+    and empty cells become None. Ids and paths are text: cells of ``text_keys`` (patient, study and series ids) and
+    of ``path_keys`` stay strings exactly as written (``007`` is not ``7``; an image ``00000123`` is not ``123``;
+    numbers in those JSON fields become their text); numeric cells of other columns become int/float. Tables are
+    read as UTF-8 (an Excel byte-order mark is dropped) or as UTF-16/32 when they start with a byte-order mark; any
+    other encoding (Latin-1, Windows-1252) is refused with a ValueError naming the file and the line, not guessed.
+    Relative paths in ``path_keys`` are resolved against ``base_dir`` (default: the table's folder).
 
     Args:
         path: the table file.
@@ -125,6 +141,7 @@ def load_datalist(
         section: JSON section to read (default ``training``/``data``/``items``, the first present).
         on_missing: ``"raise"`` (default) or ``"skip"`` rows whose files do not exist; skipped rows are warned
             about and logged, naming each row and path.
+        text_keys: id columns kept as text (besides ``path_keys``); default :data:`ID_KEYS`.
 
     Raises:
         FileNotFoundError: the table is absent, or (``on_missing="raise"``) rows point at missing files.
@@ -137,7 +154,7 @@ def load_datalist(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: datalist file not found")
     base = Path(base_dir) if base_dir is not None else path.parent
-    rows = _read_table(path, section)
+    rows = _read_table(path, section, {*text_keys, *path_keys})
     bad = [(i, [k for k in required_keys if row.get(k) in (None, "")]) for i, row in enumerate(rows)]
     bad = [(i, keys) for i, keys in bad if keys]
     if bad:

@@ -209,3 +209,27 @@ def test_csv_in_latin1_or_utf16_without_bom_is_refused_naming_the_file(tmp_path)
     no_bom.write_bytes(text.encode("utf-16-le"))
     with pytest.raises(ValueError, match=r"utf16le\.csv: the table contains NUL bytes .* save it as UTF-8"):
         load_datalist(no_bom)
+
+
+# ------------------------------------------------------------------------------------- ids and paths are text
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_ids_and_paths_stay_text_as_written(tmp_path, suffix):
+    """Patients ``007`` and ``7`` are two MICLe bags, and an image named ``00000123`` is not ``123``; a numeric
+    label is still a number."""
+    for name in ("00000123", "0042.png", "a.png"):
+        (tmp_path / name).write_bytes(b"x")
+    rows = [("00000123", "007", "0012", 1), ("0042.png", "7", "12", 0), ("a.png", "7", "12", 0)]
+    header = ("image", "patient_id", "study_id", "label")
+    table = tmp_path / f"list{suffix}"
+    if suffix == ".csv":
+        _write_csv(table, rows, header)
+    else:  # JSON numbers in id columns become their text
+        table.write_text(json.dumps([{"image": r[0], "patient_id": int(r[1]) if r[1] == "7" else r[1],
+                                      "study_id": r[2], "label": r[3]} for r in rows]))
+    items = load_datalist(table)
+    assert [it["image"] for it in items] == [str(tmp_path / n) for n in ("00000123", "0042.png", "a.png")]
+    assert [it["patient_id"] for it in items] == ["007", "7", "7"]
+    assert [it["study_id"] for it in items] == ["0012", "12", "12"]
+    assert [it["label"] for it in items] == [1, 0, 0]
+    assert group_by_patient(items) == {"007": [0], "7": [1, 2]}
