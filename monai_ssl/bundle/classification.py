@@ -66,6 +66,7 @@ def classification_datalists(
     seed: int = 0,
     limit: int | None = None,
     val_fraction: float | None = None,
+    num_classes: int = 2,
 ) -> dict[str, list[dict[str, Any]]]:
     """Patient-level ``train`` / ``val`` / ``test`` lists of labelled items.
 
@@ -88,13 +89,16 @@ def classification_datalists(
         seed: split seed.
         limit: keep only the first N items of each split (smoke runs).
         val_fraction: share of the validation labels used (None: ``label_fraction``).
+        num_classes: the config's ``num_classes``: every ``label`` of ``datalist`` must be an integer in
+            0..num_classes-1 (or -1, unlabelled), checked when the table is read.
 
     Returns:
         ``{"train", "val", "test"}`` item lists (``image``, ``label``, ``patient_id``).
 
     Raises:
         FileNotFoundError: naming the config key (``dataset_dir`` / ``datalist``) and the missing path.
-        ValueError: a bad ``label_fraction`` or ``data_limit``, or an empty split.
+        ValueError: a bad ``label_fraction`` or ``data_limit``, an empty split, or a ``datalist`` label that is not a
+            class index (naming the file, row, column, value and the allowed values).
     """
     from ..data import label_fraction_subset, load_covid_cxr, load_datalist, patient_split
     from .paths import require_path
@@ -108,7 +112,7 @@ def classification_datalists(
         raise ValueError(f"config key 'data_limit' must be a positive integer or null, got {limit}")
     if datalist is not None:
         require_path(datalist, "datalist", "file")
-        items = load_datalist(datalist, required_keys=("image", "label"))
+        items = load_datalist(datalist, required_keys=("image", "label"), num_classes=num_classes)
         src = f"datalist {datalist}"
     else:
         require_path(dataset_dir, "dataset_dir", "dir", files=("covid_cxr_256.npz",))

@@ -114,6 +114,42 @@ def _read_table(path: Path, section: str | None, text_keys: set[str]) -> list[di
     raise ValueError(f"{path}: unsupported datalist format '{path.suffix}' (use .csv, .tsv or .json)")
 
 
+def _class_label(value: Any, num_classes: int) -> int | None:
+    """``value`` as a class index in 0..num_classes-1 (or -1 = unlabelled), None when it is not one.
+
+    Text is parsed strictly: ``"1"`` and ``"1.0"`` are 1, ``"0.7"``, ``"1e3"``, ``"nan"`` and ``"yes"`` are not class
+    indices (nothing is rounded, nothing dropped).
+    """
+    if isinstance(value, str):
+        value = _parse(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    label = int(value)
+    return label if -1 <= label < num_classes else None
+
+
+def _check_labels(rows: list[dict[str, Any]], path: Path, label_key: str, num_classes: int) -> None:
+    """Replace each row's ``label_key`` by its int class index; raise naming every bad row, column and value."""
+    if int(num_classes) < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes}")
+    bad = []
+    for i, row in enumerate(rows):
+        value = row.get(label_key)
+        if value is None:
+            continue  # absent: required_keys decides whether that is allowed
+        label = _class_label(value, int(num_classes))
+        if label is None:
+            bad.append(f"row {i + 1}: column '{label_key}' = {value!r}")
+        else:
+            row[label_key] = label
+    if bad:
+        shown = "; ".join(bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise ValueError(f"{path}: {len(bad)} row(s) with a label that is not a class of num_classes={num_classes} "
+                         f"(allowed: the integers 0..{int(num_classes) - 1}, or -1 for an unlabelled row): {shown}")
+
+
 def load_datalist(
     path: str | os.PathLike,
     base_dir: str | os.PathLike | None = None,
@@ -122,6 +158,8 @@ def load_datalist(
     section: str | None = None,
     on_missing: str = "raise",
     text_keys: Sequence[str] = ID_KEYS,
+    num_classes: int | None = None,
+    label_key: str = "label",
 ) -> list[dict[str, Any]]:
     """Read a datalist table: CSV/TSV with a header row, or JSON (a list, or MONAI's ``{"training": [...]}``).
 
@@ -142,11 +180,15 @@ def load_datalist(
         on_missing: ``"raise"`` (default) or ``"skip"`` rows whose files do not exist; skipped rows are warned
             about and logged, naming each row and path.
         text_keys: id columns kept as text (besides ``path_keys``); default :data:`ID_KEYS`.
+        num_classes: when given, every ``label_key`` cell must be a class index, an integer in 0..num_classes-1
+            (``1.0`` counts as 1), or -1 for an unlabelled row; the labels come back as ints.
+        label_key: the class-label column checked against ``num_classes``.
 
     Raises:
         FileNotFoundError: the table is absent, or (``on_missing="raise"``) rows point at missing files.
-        ValueError: unreadable table (bad JSON, not UTF-8/16/32 text), or rows lacking required columns (the rows and
-            columns are named).
+        ValueError: unreadable table (bad JSON, not UTF-8/16/32 text), rows lacking required columns (the rows and
+            columns are named), or (``num_classes``) labels that are not class indices (0.7, -2, 5 with two classes,
+            nan, yes...; the file, rows, column, values and allowed values are named).
     """
     if on_missing not in ("raise", "skip"):
         raise ValueError(f"on_missing must be 'raise' or 'skip', got '{on_missing}'")
@@ -154,12 +196,15 @@ def load_datalist(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: datalist file not found")
     base = Path(base_dir) if base_dir is not None else path.parent
-    rows = _read_table(path, section, {*text_keys, *path_keys})
+    text = {*text_keys, *path_keys} | ({label_key} if num_classes is not None else set())  # labels: parsed strictly
+    rows = _read_table(path, section, text)
     bad = [(i, [k for k in required_keys if row.get(k) in (None, "")]) for i, row in enumerate(rows)]
     bad = [(i, keys) for i, keys in bad if keys]
     if bad:
         shown = "; ".join(f"row {i + 1} lacks {keys}" for i, keys in bad[:5])
         raise ValueError(f"{path}: {len(bad)} row(s) lack required keys {list(required_keys)}: {shown}")
+    if num_classes is not None:
+        _check_labels(rows, path, label_key, num_classes)
     out, skipped = [], []
     for i, row in enumerate(rows):
         missing = []
