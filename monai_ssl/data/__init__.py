@@ -10,7 +10,7 @@ from typing import Any
 
 from .datalist import ID_KEYS, DicomScan, SkippedFile, datalist_from_dicom, load_datalist
 from .paths import DataIntegrityError, default_data_dir, file_hash, load_npz, verify_file
-from .splits import group_by_patient, label_fraction_subset, patient_split
+from .splits import fixed_split, group_by_patient, label_fraction_subset, patient_split, require_unique
 
 _LAZY = {
     "MedMNISTDataset": "medmnist",
@@ -37,11 +37,13 @@ __all__ = [
     "datalist_from_dicom",
     "default_data_dir",
     "file_hash",
+    "fixed_split",
     "group_by_patient",
     "label_fraction_subset",
     "load_datalist",
     "load_npz",
     "patient_split",
+    "require_unique",
     "verify_file",
     *_LAZY,
 ]
