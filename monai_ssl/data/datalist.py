@@ -9,11 +9,14 @@ import json
 import logging
 import os
 import re
+import stat
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from .paths import file_kind
 
 __all__ = ["ID_KEYS", "SkippedFile", "DicomScan", "load_datalist", "datalist_from_dicom"]
 
@@ -249,6 +252,9 @@ def _check_dicom(ds: Any, check_pixels: bool) -> str | None:
     for key in ("Rows", "Columns"):
         if not ds.get(key):
             return f"pixel data without a valid {key} element"
+    empty = [k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds and not ds[k].value]
+    if empty:
+        return f"empty pixel data (0-length {empty[0]} element)"
     syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
     if "PixelData" in ds and (syntax in _UNCOMPRESSED or not syntax):
         have, need = len(ds.PixelData), _expected_pixel_bytes(ds)
@@ -260,6 +266,40 @@ def _check_dicom(ds: Any, check_pixels: bool) -> str | None:
         except Exception as e:  # decoder errors come as many types
             return f"pixel data cannot be decoded ({type(e).__name__}: {str(e)[:200]})"
     return None
+
+
+def _scan_files(folder: Path, recursive: bool) -> tuple[list[Path], list[SkippedFile]]:
+    """The regular files under ``folder`` (sorted), and the entries that are not, with why (never opened: a FIFO
+    named ``x.dcm`` would block the scan forever)."""
+    files, skipped = [], []
+    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+        try:
+            mode = path.stat().st_mode
+        except OSError as e:  # a dangling symlink, a permission error
+            skipped.append(SkippedFile(str(path), f"cannot stat the file ({type(e).__name__}: {e.strerror or e})"))
+            continue
+        if stat.S_ISREG(mode):
+            files.append(path)
+        elif not stat.S_ISDIR(mode):
+            skipped.append(SkippedFile(str(path), f"not a regular file but {file_kind(mode)}; not opened"))
+    return files, skipped
+
+
+def _dicom_item(ds: Any, path: Path) -> dict[str, Any]:
+    return {
+        "image": str(path),
+        "patient_id": _patient_id(ds, path),
+        "study_id": str(ds.get("StudyInstanceUID", "") or ""),
+        "series_id": str(ds.get("SeriesInstanceUID", "") or ""),
+        "modality": str(ds.get("Modality", "") or ""),
+        "photometric_interpretation": str(ds.get("PhotometricInterpretation", "") or ""),
+        "instance_number": int(ds.get("InstanceNumber", 0) or 0),
+        "view_position": str(ds.get("ViewPosition", "") or ""),
+        "rows": int(ds.Rows),
+        "columns": int(ds.Columns),
+        "number_of_frames": int(ds.get("NumberOfFrames", 1) or 1),
+        "_position": _position(ds),
+    }
 
 
 def _patient_id(ds: Any, path: Path) -> str:
@@ -288,8 +328,11 @@ def datalist_from_dicom(
     """Walk a folder of DICOM files and build a datalist grouped by patient, study and series.
 
     Every file is tried; one bad file never stops the scan. A file is skipped, with its reason, when it is not
-    DICOM, cannot be parsed, has no pixel data (structured reports, RT plans...), lacks Rows/Columns, has
-    truncated uncompressed pixel data, or (``check_pixels=True``) its pixels cannot be decoded.
+    DICOM, cannot be parsed, has no or empty (0-length) pixel data (structured reports, RT plans...), lacks
+    Rows/Columns, has truncated uncompressed pixel data, or (``check_pixels=True``) its pixels cannot be decoded.
+    Entries that are not regular files (FIFOs, sockets, devices) or cannot be stat'ed (dangling links) are skipped
+    and reported without being opened. Whether a file is DICOM is decided by its content, whatever its name
+    (``.dcm``, Siemens ``.IMA``, no extension).
 
     Args:
         folder: the folder to scan.
@@ -318,8 +361,8 @@ def datalist_from_dicom(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: DICOM folder not found")
-    files = sorted(p for p in (folder.rglob("*") if recursive else folder.iterdir()) if p.is_file())
-    items, skipped = [], []
+    files, skipped = _scan_files(folder, recursive)
+    items = []
     for path in files:
         try:
             with warnings.catch_warnings():
@@ -331,26 +374,15 @@ def datalist_from_dicom(
         except Exception as e:  # pydicom raises many types on corrupt files
             skipped.append(SkippedFile(str(path), f"unreadable DICOM ({type(e).__name__}: {str(e)[:200]})"))
             continue
-        reason = _check_dicom(ds, check_pixels)
+        try:
+            reason = _check_dicom(ds, check_pixels)
+            item = None if reason else _dicom_item(ds, path)
+        except Exception as e:  # odd element values (e.g. non-numeric Rows): this file, never the whole scan
+            reason = f"unusable DICOM ({type(e).__name__}: {str(e)[:200]})"
         if reason:
             skipped.append(SkippedFile(str(path), reason))
             continue
-        items.append(
-            {
-                "image": str(path),
-                "patient_id": _patient_id(ds, path),
-                "study_id": str(ds.get("StudyInstanceUID", "") or ""),
-                "series_id": str(ds.get("SeriesInstanceUID", "") or ""),
-                "modality": str(ds.get("Modality", "") or ""),
-                "photometric_interpretation": str(ds.get("PhotometricInterpretation", "") or ""),
-                "instance_number": int(ds.get("InstanceNumber", 0) or 0),
-                "view_position": str(ds.get("ViewPosition", "") or ""),
-                "rows": int(ds.Rows),
-                "columns": int(ds.Columns),
-                "number_of_frames": int(ds.get("NumberOfFrames", 1) or 1),
-                "_position": _position(ds),
-            }
-        )
+        items.append(item)
     for s in skipped:
         logger.info("datalist_from_dicom skipped %s", s)
     anonymous = sum(x["patient_id"].startswith("unknown:") for x in items)

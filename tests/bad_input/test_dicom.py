@@ -6,6 +6,9 @@ Each case must raise an error naming the file and the reason (loader, presets) o
 
 from __future__ import annotations
 
+import os
+
+import pydicom
 import pytest
 
 from monai_ssl.data import datalist_from_dicom
@@ -105,3 +108,29 @@ def test_right_modality_still_loads(tmp_path, dcm):
     src = copy_to(dcm("CT_small.dcm"), tmp_path / "ct.dcm")
     out = CTPresetd("image", spatial_size=32)({"image": str(src)})["image"]
     assert out.shape == (1, 32, 32) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_zero_length_pixel_data_is_skipped_not_the_whole_scan(tmp_path, dcm):
+    """A DICOM whose PixelData element is present but 0 bytes long used to abort the scan with ``TypeError:
+    object of type 'NoneType' has no len()``; the readable file next to it must still be listed."""
+    good = copy_to(dcm("CT_small.dcm"), tmp_path / "good.dcm")
+    ds = pydicom.dcmread(good)
+    ds.PixelData = b""
+    bad = tmp_path / "empty_pixels.dcm"
+    ds.save_as(bad)
+    scan = datalist_from_dicom(tmp_path)
+    assert [x["image"] for x in scan.datalist] == [str(good)]
+    (skipped,) = scan.skipped
+    assert skipped.path == str(bad) and skipped.reason == "empty pixel data (0-length PixelData element)"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.timeout(20)  # the old scan listed entries with is_file(); opening a FIFO blocks forever
+def test_fifo_named_dcm_is_skipped_and_reported_by_the_scan(tmp_path, dcm):
+    good = copy_to(dcm("CT_small.dcm"), tmp_path / "good.dcm")
+    fifo = tmp_path / "x.dcm"
+    os.mkfifo(fifo)
+    scan = datalist_from_dicom(tmp_path)
+    assert [x["image"] for x in scan.datalist] == [str(good)]
+    (skipped,) = scan.skipped
+    assert skipped.path == str(fifo) and skipped.reason == "not a regular file but a FIFO (named pipe); not opened"
