@@ -10,6 +10,7 @@ import os
 
 import pydicom
 import pytest
+import torch
 
 from monai_ssl.data import datalist_from_dicom
 from monai_ssl.transforms import CTPresetd, LoadMedicalImage, LoadMedicalImaged, MRPresetd, USPresetd, XRayPresetd
@@ -134,3 +135,15 @@ def test_fifo_named_dcm_is_skipped_and_reported_by_the_scan(tmp_path, dcm):
     assert [x["image"] for x in scan.datalist] == [str(good)]
     (skipped,) = scan.skipped
     assert skipped.path == str(fifo) and skipped.reason == "not a regular file but a FIFO (named pipe); not opened"
+
+
+@pytest.mark.parametrize("name", ["IMG00001.IMA", "IMG00002", "slice.img", "ct.DCM"])
+def test_dicom_is_recognised_by_content_whatever_its_name(tmp_path, dcm, name):
+    """Siemens ``.IMA``, extension-less and oddly named DICOM files carry the ``DICM`` magic at byte 128: they
+    go through the DICOM reader (CT in Hounsfield units, Modality in the metadata) like ``ct.dcm``."""
+    reference = LoadMedicalImage()(copy_to(dcm("CT_small.dcm"), tmp_path / "ref" / "ct.dcm"))
+    img = LoadMedicalImage()(copy_to(dcm("CT_small.dcm"), tmp_path / name))
+    assert img.meta["Modality"] == "CT" and img.meta["filename_or_obj"] == str(tmp_path / name)
+    assert img.shape == reference.shape == (1, 128, 128) and torch.equal(img.as_tensor(), reference.as_tensor())
+    scan = datalist_from_dicom(tmp_path)
+    assert len(scan.datalist) == 2 and not scan.skipped
