@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -54,15 +55,15 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
 
     Raises:
         FileNotFoundError: missing file.
-        ValueError: not DICOM, no pixel data, undecodable pixels, or an unsupported photometric interpretation
-            (the message names the file and the reason).
+        ValueError: not a regular file (a FIFO, a device...), not DICOM, no pixel data, undecodable pixels, or an
+            unsupported photometric interpretation (the message names the file and the reason).
     """
     import pydicom
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+    if not stat.S_ISREG(_file_mode(path)):
+        raise ValueError(f"{path}: not a regular file but {_kind(path)}; refusing to read it as DICOM")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -130,6 +131,8 @@ class LoadMedicalImage(Transform):
     load as the picture they show, never as raw codes: palette images (``P``/``PA``) as their palette colours
     (one grey channel when every palette colour used is grey, else RGB), CMYK converted to RGB, and the alpha
     channel of RGBA/LA (and palette transparency) dropped, not composited: the colour values are kept as stored.
+    Only regular files (or folders, for a DICOM series) are opened: a FIFO, socket or device is refused, naming the
+    path, instead of blocking the loader.
 
     Args:
         invert_monochrome1: invert MONOCHROME1 DICOMs (default True).
@@ -144,9 +147,11 @@ class LoadMedicalImage(Transform):
 
     def __call__(self, filename: str | os.PathLike) -> MetaTensor:
         path = Path(filename)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: file not found")
-        if path.is_file() and _is_dicom(path):
+        mode = _file_mode(path)
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder can be a DICOM series
+            raise ValueError(f"{path}: not a regular file but {_kind(path)}; refusing to read it (it could block "
+                             "forever)")
+        if stat.S_ISREG(mode) and _is_dicom(path):
             return load_dicom(path, self.invert_monochrome1, self.apply_rescale)
         if path.suffix.lower() in _RASTER_SUFFIXES:
             if path.stat().st_size == 0:
@@ -194,11 +199,27 @@ def _verify_2d(path: Path) -> None:
         raise ValueError(f"{path}: cannot read image (corrupt or truncated: {type(e).__name__}: {str(e)[:200]})") from e
 
 
+def _file_mode(path: Path) -> int:
+    """``os.stat(path).st_mode`` (links followed); FileNotFoundError naming the path when there is nothing."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+
+
+def _kind(path: Path) -> str:
+    from ..data.paths import file_kind
+
+    return file_kind(_file_mode(path))
+
+
 def _is_dicom(path: Path) -> bool:
     """DICOM by content: the ``DICM`` magic at byte 128, whatever the name (``.IMA``, no extension); ``.dcm`` /
-    ``.dicom`` files count as DICOM too, so that a damaged one gets the DICOM reader's reason."""
+    ``.dicom`` files count as DICOM too, so that a damaged one gets the DICOM reader's reason. Regular files only."""
     if path.suffix.lower() in _DICOM_SUFFIXES:
         return True
+    if not stat.S_ISREG(_file_mode(path)):
+        return False
     with open(path, "rb") as f:
         head = f.read(132)
     return len(head) == 132 and head[128:132] == b"DICM"

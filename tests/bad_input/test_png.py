@@ -148,3 +148,15 @@ def test_alpha_and_cmyk_images_load_as_grey_or_rgb(tmp_path, mode, suffix):
     out = XRayPresetd("image", spatial_size=16)({"image": str(path)})["image"]
     assert out.shape == (1, 16, 16)
 
+
+# ------------------------------------------------------------------------------------- non-regular files (14)
+
+@pytest.mark.parametrize("name", ["x.dcm", "x.png", "x.nii.gz"])
+def test_fifo_is_refused_by_the_loader_naming_the_path(tmp_path, make_fifo, name):
+    """A FIFO is refused before it is opened (the old loader blocked forever in ITK's C code, where no timeout gets
+    in; ``make_fifo`` feeds such a reader end-of-file so the test fails instead of hanging)."""
+    fifo = make_fifo(tmp_path / name)
+    with pytest.raises(ValueError) as err:
+        LoadMedicalImaged("image")({"image": str(fifo)})
+    assert str(err.value) == (f"key 'image': {fifo}: not a regular file but a FIFO (named pipe); refusing to read "
+                              "it (it could block forever)")
