@@ -66,6 +66,7 @@ def classification_datalists(
     seed: int = 0,
     limit: int | None = None,
     val_fraction: float | None = None,
+    num_classes: int = 2,
 ) -> dict[str, list[dict[str, Any]]]:
     """Patient-level ``train`` / ``val`` / ``test`` lists of labelled items.
 
@@ -79,7 +80,9 @@ def classification_datalists(
     subset (``label_fraction`` of the training images, whole patients, nested across fractions). Label 1 = the
     finding contains COVID-19, 0 = other finding; unlabelled items (-1) are dropped after splitting. With
     ``datalist`` (CSV/JSON with ``image`` paths, ``label`` and ``patient_id``; an optional ``split`` column with
-    train/val/test fixes the split): the same, on its rows, with ``image`` left as a path.
+    train/val/test, in any case, fixes the split): the same, on its rows, with ``image`` left as a path. A ``split``
+    column must be filled on every row or on none (:func:`monai_ssl.data.fixed_split`), each patient in one split,
+    and no image listed twice (:func:`monai_ssl.data.require_unique`).
 
     Args:
         dataset_dir: folder holding ``covid_cxr_256.npz``.
@@ -88,15 +91,19 @@ def classification_datalists(
         seed: split seed.
         limit: keep only the first N items of each split (smoke runs).
         val_fraction: share of the validation labels used (None: ``label_fraction``).
+        num_classes: the config's ``num_classes``: every ``label`` of ``datalist`` must be an integer in
+            0..num_classes-1 (or -1, unlabelled), checked when the table is read.
 
     Returns:
         ``{"train", "val", "test"}`` item lists (``image``, ``label``, ``patient_id``).
 
     Raises:
         FileNotFoundError: naming the config key (``dataset_dir`` / ``datalist``) and the missing path.
-        ValueError: a bad ``label_fraction`` or ``data_limit``, or an empty split.
+        ValueError: a bad ``label_fraction`` or ``data_limit``, an empty split, a ``datalist`` label that is not a
+            class index (naming the file, row, column, value and the allowed values), a ``split`` column that is
+            partly empty or holds an unknown value, a patient in two splits, or an image in two rows (all named).
     """
-    from ..data import label_fraction_subset, load_covid_cxr, load_datalist, patient_split
+    from ..data import fixed_split, label_fraction_subset, load_covid_cxr, load_datalist, patient_split, require_unique
     from .paths import require_path
 
     if not 0 < float(label_fraction) <= 1:
@@ -108,14 +115,16 @@ def classification_datalists(
         raise ValueError(f"config key 'data_limit' must be a positive integer or null, got {limit}")
     if datalist is not None:
         require_path(datalist, "datalist", "file")
-        items = load_datalist(datalist, required_keys=("image", "label"))
+        items = load_datalist(datalist, required_keys=("image", "label"), num_classes=num_classes)
         src = f"datalist {datalist}"
+        require_unique(items, "image", src)
+        by_split = fixed_split(items, src)
     else:
         require_path(dataset_dir, "dataset_dir", "dir", files=("covid_cxr_256.npz",))
         items = load_covid_cxr(Path(dataset_dir) / "covid_cxr_256.npz")
         src = f"dataset_dir {dataset_dir}"
-    if datalist is not None and all(d.get("split") for d in items):
-        by_split = {s: [d for d in items if d["split"] == s] for s in ("train", "val", "test")}
+        by_split = None
+    if by_split is not None:
         splits = patient_split(by_split["train"], fractions=(1.0, 0.0, 0.0), label_fraction=label_fraction,
                                seed=seed)
         splits = {"train": splits["labelled"], "val": by_split["val"], "test": by_split["test"]}

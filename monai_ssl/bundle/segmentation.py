@@ -67,7 +67,7 @@ def _load_volumes(dataset_dir: str | os.PathLike, datalist: str | os.PathLike | 
 
     if datalist is not None:
         require_path(datalist, "datalist", "file")
-        rows = load_datalist(datalist, required_keys=("image", "label"))
+        rows = load_datalist(datalist, required_keys=("image", "label"), path_keys=("image", "label"))
         src = f"datalist {datalist}"
     else:
         require_path(dataset_dir, "dataset_dir", "dir", files=tuple(BRAIN_MR_FILES.values()))

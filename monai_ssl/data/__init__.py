@@ -8,9 +8,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .datalist import DicomScan, SkippedFile, datalist_from_dicom, load_datalist
+from .datalist import ID_KEYS, DicomScan, SkippedFile, datalist_from_dicom, load_datalist
 from .paths import DataIntegrityError, default_data_dir, file_hash, load_npz, verify_file
-from .splits import group_by_patient, label_fraction_subset, patient_split
+from .splits import fixed_split, group_by_patient, label_fraction_subset, patient_split, require_unique
 
 _LAZY = {
     "MedMNISTDataset": "medmnist",
@@ -31,16 +31,19 @@ _LAZY.update({"load_brain_mr": "brain_mr", "brain_mr_files": "brain_mr", "BRAIN_
 
 __all__ = [
     "DataIntegrityError",
+    "ID_KEYS",
     "DicomScan",
     "SkippedFile",
     "datalist_from_dicom",
     "default_data_dir",
     "file_hash",
+    "fixed_split",
     "group_by_patient",
     "label_fraction_subset",
     "load_datalist",
     "load_npz",
     "patient_split",
+    "require_unique",
     "verify_file",
     *_LAZY,
 ]

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["group_by_patient", "patient_split", "label_fraction_subset"]
+__all__ = ["group_by_patient", "patient_split", "label_fraction_subset", "fixed_split", "require_unique"]
+
+
+def _blank(value: Any) -> bool:
+    """An empty cell: absent/None, blank text, or a float NaN (as pandas writes empty cells)."""
+    if isinstance(value, str):
+        return not value.strip()
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def group_by_patient(datalist: Sequence[dict], patient_key: str = "patient_id") -> dict[str, list[int]]:
@@ -22,8 +29,7 @@ def group_by_patient(datalist: Sequence[dict], patient_key: str = "patient_id") 
     groups: dict[str, list[int]] = defaultdict(list)
     for i, item in enumerate(datalist):
         pid = item.get(patient_key)
-        missing = pid is None or (isinstance(pid, str) and not pid.strip()) or (isinstance(pid, float) and pid != pid)
-        groups[f"__item_{i}" if missing else str(pid)].append(i)
+        groups[f"__item_{i}" if _blank(pid) else str(pid)].append(i)
     return dict(groups)
 
 
@@ -147,3 +153,79 @@ def label_fraction_subset(
             total += len(groups[pid])
     keep = sorted(i for pid in chosen for i in groups[pid])
     return [datalist[i] for i in keep]
+
+
+def _rows(indices: Sequence[int], limit: int = 10) -> str:
+    """``"rows 2, 5, 9"`` (1-based, the first ``limit``)."""
+    shown = ", ".join(str(i + 1) for i in indices[:limit])
+    more = f" (+{len(indices) - limit} more)" if len(indices) > limit else ""
+    return f"row{'s' if len(indices) > 1 else ''} {shown}{more}"
+
+
+def fixed_split(
+    datalist: Sequence[dict],
+    source: str = "datalist",
+    split_key: str = "split",
+    patient_key: str = "patient_id",
+    split_names: Sequence[str] = ("train", "val", "test"),
+) -> dict[str, list[dict]] | None:
+    """The split a datalist fixes in its ``split_key`` column, checked; None when no row has a split.
+
+    Split values are matched case-insensitively (``Train``, `` TEST ``). Rows are numbered from 1 in datalist order
+    (the table's data rows for :func:`monai_ssl.data.load_datalist`). Nothing is dropped or re-drawn silently.
+
+    Args:
+        datalist: list of item dictionaries.
+        source: what to call the datalist in errors (e.g. its file).
+        split_key: item key of the split name.
+        patient_key: item key of the patient id (items without one are single-image patients, as in
+            :func:`group_by_patient`).
+        split_names: the allowed split names (lower case).
+
+    Returns:
+        ``{name: items for name in split_names}`` (datalist order), or None when every row's split is empty.
+
+    Raises:
+        ValueError: some rows have a split and others not, a split value is not one of ``split_names``, or a
+            patient has rows in two splits (the rows, values, patients and splits are named).
+    """
+    if all(_blank(d.get(split_key)) for d in datalist):
+        return None
+    empty = [i for i, d in enumerate(datalist) if _blank(d.get(split_key))]
+    if empty:
+        raise ValueError(
+            f"{source}: {len(empty)} of {len(datalist)} row(s) have no '{split_key}' ({_rows(empty)}) while the others "
+            f"do: give every row one of {list(split_names)}, or leave the column empty for a random patient split"
+        )
+    names = [str(d[split_key]).strip().lower() for d in datalist]
+    unknown = [i for i, name in enumerate(names) if name not in split_names]
+    if unknown:
+        shown = "; ".join(f"row {i + 1}: {datalist[i][split_key]!r}" for i in unknown[:10])
+        raise ValueError(f"{source}: {len(unknown)} row(s) with an unknown '{split_key}' (allowed: "
+                         f"{', '.join(split_names)}, in any case): {shown}")
+    mixed = []
+    for pid, idx in group_by_patient(datalist, patient_key).items():
+        splits = sorted({names[i] for i in idx}, key=list(split_names).index)
+        if len(splits) > 1:
+            mixed.append(f"patient '{pid}' in {' and '.join(splits)} ({_rows(idx)})")
+    if mixed:
+        raise ValueError(f"{source}: {len(mixed)} patient(s) in more than one split (their images would be trained "
+                         f"and tested on): {'; '.join(mixed[:10])}")
+    return {name: [d for d, n in zip(datalist, names) if n == name] for name in split_names}
+
+
+def require_unique(datalist: Sequence[dict], key: str = "image", source: str = "datalist") -> None:
+    """Refuse a datalist that lists the same ``key`` value (an image path) in more than one row.
+
+    Raises:
+        ValueError: naming each repeated value and its rows (numbered from 1).
+    """
+    rows: dict[Hashable, list[int]] = defaultdict(list)
+    for i, d in enumerate(datalist):
+        value = d.get(key)
+        if value is not None:
+            rows[tuple(value) if isinstance(value, list) else value].append(i)
+    repeated = [(value, idx) for value, idx in rows.items() if len(idx) > 1]
+    if repeated:
+        shown = "; ".join(f"{value!r} in {_rows(idx)}" for value, idx in repeated[:10])
+        raise ValueError(f"{source}: {len(repeated)} '{key}' value(s) listed more than once (duplicated rows): {shown}")

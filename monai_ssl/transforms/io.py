@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from collections.abc import Hashable, Mapping
 from pathlib import Path
@@ -18,7 +19,8 @@ __all__ = ["LoadMedicalImage", "LoadMedicalImaged", "LoadMedicalImageD", "LoadMe
 
 _SUPPORTED_PI = {"MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_RCT",
                  "YBR_ICT", "YBR_PARTIAL_420"}
-_DICOM_SUFFIXES = {".dcm", ".dicom", ""}
+_DICOM_SUFFIXES = {".dcm", ".dicom"}
+_RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -53,15 +55,15 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
 
     Raises:
         FileNotFoundError: missing file.
-        ValueError: not DICOM, no pixel data, undecodable pixels, or an unsupported photometric interpretation
-            (the message names the file and the reason).
+        ValueError: not a regular file (a FIFO, a device...), not DICOM, no pixel data, undecodable pixels, or an
+            unsupported photometric interpretation (the message names the file and the reason).
     """
     import pydicom
     from pydicom.pixels import apply_color_lut, apply_modality_lut
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+    if not stat.S_ISREG(_file_mode(path)):
+        raise ValueError(f"{path}: not a regular file but {_kind(path)}; refusing to read it as DICOM")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -124,6 +126,14 @@ class LoadMedicalImage(Transform):
     (C, F, H, W)); everything else through ``monai.transforms.LoadImage(ensure_channel_first=True)``, with
     PNG/JPEG read in (H, W) row order so 2D images from every source share one orientation.
 
+    A file is DICOM by its content, whatever its name: the ``DICM`` magic at byte 128 (Siemens ``.IMA``, files
+    without an extension, ...); ``.dcm``/``.dicom`` files always go to the DICOM reader. PNG/JPEG/BMP/TIFF images
+    load as the picture they show, never as raw codes: palette images (``P``/``PA``) as their palette colours
+    (one grey channel when every palette colour used is grey, else RGB), CMYK converted to RGB, and the alpha
+    channel of RGBA/LA (and palette transparency) dropped, not composited: the colour values are kept as stored.
+    Only regular files (or folders, for a DICOM series) are opened: a FIFO, socket or device is refused, naming the
+    path, instead of blocking the loader.
+
     Args:
         invert_monochrome1: invert MONOCHROME1 DICOMs (default True).
         apply_rescale: apply DICOM RescaleSlope/RescaleIntercept (default True).
@@ -137,11 +147,13 @@ class LoadMedicalImage(Transform):
 
     def __call__(self, filename: str | os.PathLike) -> MetaTensor:
         path = Path(filename)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: file not found")
-        if path.suffix.lower() in _DICOM_SUFFIXES and path.is_file() and _is_dicom(path):
+        mode = _file_mode(path)
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder can be a DICOM series
+            raise ValueError(f"{path}: not a regular file but {_kind(path)}; refusing to read it (it could block "
+                             "forever)")
+        if stat.S_ISREG(mode) and _is_dicom(path):
             return load_dicom(path, self.invert_monochrome1, self.apply_rescale)
-        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        if path.suffix.lower() in _RASTER_SUFFIXES:
             if path.stat().st_size == 0:
                 raise ValueError(f"{path}: empty file (0 bytes)")
             _verify_2d(path)
@@ -149,8 +161,8 @@ class LoadMedicalImage(Transform):
                 from monai.data import PILReader
 
                 self._monai_2d = LoadImage(
-                    reader=PILReader(reverse_indexing=False), image_only=True, ensure_channel_first=True,
-                    dtype=np.float32,
+                    reader=PILReader(converter=_pil_picture, reverse_indexing=False), image_only=True,
+                    ensure_channel_first=True, dtype=np.float32,
                 )
             loader = self._monai_2d
         else:
@@ -187,12 +199,56 @@ def _verify_2d(path: Path) -> None:
         raise ValueError(f"{path}: cannot read image (corrupt or truncated: {type(e).__name__}: {str(e)[:200]})") from e
 
 
+def _file_mode(path: Path) -> int:
+    """``os.stat(path).st_mode`` (links followed); FileNotFoundError naming the path when there is nothing."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+
+
+def _kind(path: Path) -> str:
+    from ..data.paths import file_kind
+
+    return file_kind(_file_mode(path))
+
+
 def _is_dicom(path: Path) -> bool:
-    if path.suffix.lower() in (".dcm", ".dicom"):
+    """DICOM by content: the ``DICM`` magic at byte 128, whatever the name (``.IMA``, no extension); ``.dcm`` /
+    ``.dicom`` files count as DICOM too, so that a damaged one gets the DICOM reader's reason. Regular files only."""
+    if path.suffix.lower() in _DICOM_SUFFIXES:
         return True
+    if not stat.S_ISREG(_file_mode(path)):
+        return False
     with open(path, "rb") as f:
         head = f.read(132)
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _pil_picture(im: Any) -> Any:
+    """A Pillow image in a mode whose array is the picture (the ``converter`` of MONAI's ``PILReader``).
+
+    Palette (``P``/``PA``) -> its colours: ``L`` when every colour is grey, else ``RGB`` (the indices alone are
+    arbitrary codes: a reversed palette gives correlation -1 with the picture). CMYK -> RGB. RGBA/LA (and palette
+    transparency) -> RGB/L with the alpha channel dropped, the stored colours kept (not composited on a background).
+    """
+    from PIL import ImageChops
+
+    src = im
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGB")
+        r, g, b = im.split()
+        if ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None:
+            im = r
+    elif im.mode == "CMYK":
+        im = im.convert("RGB")
+    elif im.mode in ("RGBA", "RGBa", "RGBX"):
+        im = im.convert("RGB")
+    elif im.mode in ("LA", "La"):
+        im = im.convert("LA").getchannel("L")  # La (premultiplied) -> LA first
+    if im is not src:
+        im.format = src.format  # MONAI's metadata keeps the file's format
+    return im
 
 
 class LoadMedicalImaged(MapTransform):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +78,43 @@ def save_png(array: np.ndarray, path: Path) -> Path:
 @pytest.fixture()
 def dcm():
     return pydicom_file
+
+
+_FIFO_FEEDER = """
+import errno, os, sys, time
+path, deadline = sys.argv[1], time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # succeeds only while a reader has it open
+    except OSError as e:
+        if e.errno not in (errno.ENXIO, errno.EAGAIN):
+            raise
+        time.sleep(0.02)
+        continue
+    try:
+        os.write(fd, b"not an image" * 16)
+    except OSError:
+        pass
+    os.close(fd)  # the reader sees end-of-file
+"""
+
+
+@pytest.fixture()
+def make_fifo():
+    """``make_fifo(path)`` creates a FIFO that never blocks a test forever: a separate process (no GIL shared with a
+    reader stuck in C code, where no timeout signal gets in) feeds every reader a few bytes and end-of-file. Code
+    that opens the FIFO therefore fails on garbage instead of hanging; code that refuses it never opens it."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    feeders = []
+
+    def make(path: Path, seconds: float = 60.0) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(path)
+        feeders.append(subprocess.Popen([sys.executable, "-c", _FIFO_FEEDER, str(path), str(seconds)]))
+        return path
+
+    yield make
+    for p in feeders:
+        p.kill()
+        p.wait()

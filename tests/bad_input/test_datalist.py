@@ -5,6 +5,7 @@ different people into one MICLe bag.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import warnings
@@ -180,3 +181,55 @@ def test_missing_patient_ids_are_single_image_patients(missing):
     items = [{"image": i, "patient_id": missing} for i in range(3)] + [{"image": 3, "patient_id": "p"}]
     groups = group_by_patient(items)
     assert len(groups) == 4 and groups["p"] == [3]
+
+
+# ------------------------------------------------------------------------------------------ table encodings
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be-bom", "utf-8"])
+def test_csv_with_a_byte_order_mark_or_utf16_reads_like_utf8(tmp_path, encoding):
+    """Excel's 'CSV UTF-8' starts with a BOM, 'Unicode text' is UTF-16: the header must still be ``image``."""
+    (tmp_path / "a.png").write_bytes(b"x")
+    text = "image,patient_id,label\na.png,Müller_007,1\n"
+    data = codecs.BOM_UTF16_BE + text.encode("utf-16-be") if encoding == "utf-16-be-bom" else text.encode(encoding)
+    (tmp_path / "list.csv").write_bytes(data)
+    (item,) = load_datalist(tmp_path / "list.csv")
+    assert item["image"] == str(tmp_path / "a.png") and item["patient_id"] == "Müller_007" and item["label"] == 1
+
+
+def test_csv_in_latin1_or_utf16_without_bom_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    text = "image,patient_id\na.png,M\u00fcller\n"
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError) as err:
+        load_datalist(latin1)
+    msg = str(err.value)
+    assert msg.startswith(f"{latin1}: not UTF-8 text") and "line 2" in msg and "save the table as UTF-8" in msg
+    no_bom = tmp_path / "utf16le.csv"
+    no_bom.write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(ValueError, match=r"utf16le\.csv: the table contains NUL bytes .* save it as UTF-8"):
+        load_datalist(no_bom)
+
+
+# ------------------------------------------------------------------------------------- ids and paths are text
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_ids_and_paths_stay_text_as_written(tmp_path, suffix):
+    """Patients ``007`` and ``7`` are two MICLe bags, and an image named ``00000123`` is not ``123``; a numeric
+    label is still a number."""
+    for name in ("00000123", "0042.png", "a.png"):
+        (tmp_path / name).write_bytes(b"x")
+    rows = [("00000123", "007", "0012", 1), ("0042.png", "7", "12", 0), ("a.png", "7", "12", 0)]
+    header = ("image", "patient_id", "study_id", "label")
+    table = tmp_path / f"list{suffix}"
+    if suffix == ".csv":
+        _write_csv(table, rows, header)
+    else:  # JSON numbers in id columns become their text
+        table.write_text(json.dumps([{"image": r[0], "patient_id": int(r[1]) if r[1] == "7" else r[1],
+                                      "study_id": r[2], "label": r[3]} for r in rows]))
+    items = load_datalist(table)
+    assert [it["image"] for it in items] == [str(tmp_path / n) for n in ("00000123", "0042.png", "a.png")]
+    assert [it["patient_id"] for it in items] == ["007", "7", "7"]
+    assert [it["study_id"] for it in items] == ["0012", "12", "12"]
+    assert [it["label"] for it in items] == [1, 0, 0]
+    assert group_by_patient(items) == {"007": [0], "7": [1, 2]}

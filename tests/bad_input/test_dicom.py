@@ -6,7 +6,9 @@ Each case must raise an error naming the file and the reason (loader, presets) o
 
 from __future__ import annotations
 
+import pydicom
 import pytest
+import torch
 
 from monai_ssl.data import datalist_from_dicom
 from monai_ssl.transforms import CTPresetd, LoadMedicalImage, LoadMedicalImaged, MRPresetd, USPresetd, XRayPresetd
@@ -105,3 +107,39 @@ def test_right_modality_still_loads(tmp_path, dcm):
     src = copy_to(dcm("CT_small.dcm"), tmp_path / "ct.dcm")
     out = CTPresetd("image", spatial_size=32)({"image": str(src)})["image"]
     assert out.shape == (1, 32, 32) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_zero_length_pixel_data_is_skipped_not_the_whole_scan(tmp_path, dcm):
+    """A DICOM whose PixelData element is present but 0 bytes long used to abort the scan with ``TypeError:
+    object of type 'NoneType' has no len()``; the readable file next to it must still be listed."""
+    good = copy_to(dcm("CT_small.dcm"), tmp_path / "good.dcm")
+    ds = pydicom.dcmread(good)
+    ds.PixelData = b""
+    bad = tmp_path / "empty_pixels.dcm"
+    ds.save_as(bad)
+    scan = datalist_from_dicom(tmp_path)
+    assert [x["image"] for x in scan.datalist] == [str(good)]
+    (skipped,) = scan.skipped
+    assert skipped.path == str(bad) and skipped.reason == "empty pixel data (0-length PixelData element)"
+
+
+def test_fifo_named_dcm_is_skipped_and_reported_by_the_scan(tmp_path, dcm, make_fifo):
+    """The old scan left it out silently (``is_file()`` is False for a FIFO); it must be reported, never opened."""
+    good = copy_to(dcm("CT_small.dcm"), tmp_path / "good.dcm")
+    fifo = make_fifo(tmp_path / "x.dcm")
+    scan = datalist_from_dicom(tmp_path)
+    assert [x["image"] for x in scan.datalist] == [str(good)]
+    (skipped,) = scan.skipped
+    assert skipped.path == str(fifo) and skipped.reason == "not a regular file but a FIFO (named pipe); not opened"
+
+
+@pytest.mark.parametrize("name", ["IMG00001.IMA", "IMG00002", "slice.img", "ct.DCM"])
+def test_dicom_is_recognised_by_content_whatever_its_name(tmp_path, dcm, name):
+    """Siemens ``.IMA``, extension-less and oddly named DICOM files carry the ``DICM`` magic at byte 128: they
+    go through the DICOM reader (CT in Hounsfield units, Modality in the metadata) like ``ct.dcm``."""
+    reference = LoadMedicalImage()(copy_to(dcm("CT_small.dcm"), tmp_path / "ref" / "ct.dcm"))
+    img = LoadMedicalImage()(copy_to(dcm("CT_small.dcm"), tmp_path / name))
+    assert img.meta["Modality"] == "CT" and img.meta["filename_or_obj"] == str(tmp_path / name)
+    assert img.shape == reference.shape == (1, 128, 128) and torch.equal(img.as_tensor(), reference.as_tensor())
+    scan = datalist_from_dicom(tmp_path)
+    assert len(scan.datalist) == 2 and not scan.skipped
