@@ -92,8 +92,17 @@ TARGET_SCOPES: dict[str, Callable[[str], bool]] = {
     "mae_vit_unetr": lambda k: _vit_encoder(k, "vit."),
     "swin_mae_swinunetr": lambda k: k.startswith("swinViT."),
     "convnext_mae": lambda k: not k.startswith("head."),
+    # a plain state dict: every target tensor of the top-level modules the checkpoint covers (set per load)
     "state_dict": lambda k: True,
 }
+
+
+def _covered_modules(state_dict: Mapping[str, torch.Tensor]) -> Callable[[str], bool]:
+    """Target keys under a top-level module the checkpoint has tensors for: an encoder-only state dict
+    (``swinViT.*``) must fill the whole ``swinViT`` but not the decoders; a ResNet-18 one must fill ``layer1`` ...
+    ``layer4`` of a ResNet-34 entirely."""
+    covered = {k.split(".", 1)[0] for k in state_dict}
+    return lambda k: k.split(".", 1)[0] in covered
 
 
 def _unwrap(obj: Mapping, key: str | None) -> dict[str, torch.Tensor]:
@@ -127,7 +136,8 @@ def load_pretrained(
 
     The load is checked on both sides: enough of the checkpoint must find a home (``min_loaded_fraction``), and
     every tensor of the target's encoder (:data:`TARGET_SCOPES` of ``kind``: all but a classifier's head, or the
-    ``vit.`` / ``swinViT.`` encoder of UNETR / SwinUNETR) must receive weights (``min_target_fraction``), so a
+    ``vit.`` / ``swinViT.`` encoder of UNETR / SwinUNETR; for ``state_dict``, every top-level module the checkpoint
+    has tensors for) must receive weights (``min_target_fraction``), so a
     ResNet-18 encoder does not load into a ResNet-34 with its extra blocks left random.
 
     Args:
@@ -166,5 +176,6 @@ def load_pretrained(
     except ValueError as err:
         raise ValueError(f"kind={kind!r} does not fit this checkpoint: {err}") from err
     return load_mapped_state_dict(model, mapped, min_loaded_fraction=min_loaded_fraction,
-                                  strict_shapes=strict_shapes, verbose=verbose, target_scope=TARGET_SCOPES[kind],
+                                  strict_shapes=strict_shapes, verbose=verbose,
+                                  target_scope=_covered_modules(mapped) if kind == "state_dict" else TARGET_SCOPES[kind],
                                   min_target_fraction=min_target_fraction)

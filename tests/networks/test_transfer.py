@@ -213,3 +213,17 @@ def test_wrong_kind_checkpoint_names_the_encoder_tensors_left_random():
     with pytest.raises(ValueError, match="2 of .* received|left random|random initialisation") as err:
         load_pretrained(vit, small.state_dict(), "mae_vit")
     assert "Left random: blocks.2.*, blocks.3.*" in str(err.value)
+
+
+def test_plain_state_dict_kind_checks_the_modules_it_covers():
+    """An encoder-only state dict fills its module (swinViT / layer*) and may leave the rest fresh; a shallower
+    ResNet's state dict into a deeper one is refused."""
+    from monai.networks.nets import resnet18, resnet34
+
+    torch.manual_seed(0)
+    shallow = {k: v for k, v in resnet18(spatial_dims=2, n_input_channels=1).state_dict().items()
+               if not k.startswith("fc.")}
+    report = load_pretrained(resnet18(spatial_dims=2, n_input_channels=1), shallow, "state_dict", verbose=False)
+    assert not report.fresh and "fc.weight" in report.missing
+    with pytest.raises(ValueError, match="Left random: layer1.2.*"):
+        load_pretrained(resnet34(spatial_dims=2, n_input_channels=1), shallow, "state_dict")
