@@ -124,6 +124,29 @@ def test_pretrained_finetune_starts_from_the_encoder(tmp_path):
         prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "mae_vit", "finetune")
 
 
+def test_diverged_weights_are_not_loaded(tmp_path):
+    """Issue 21 (4): an encoder export with weights up to 9.7e28 loaded "100 %" into the classifier, and a model.pt
+    with inf buffers gave ``nan,nan,other`` predictions; both are refused, naming the tensors."""
+    from monai_ssl.bundle.classification import load_weights, prepare_network
+    from monai_ssl.networks import NonFiniteWeightsError, load_pretrained
+
+    state = _fake_encoder(tmp_path / "encoder.pt")
+    state["layer1.0.conv1.weight"][0, 0, 0, 0] = 9.7e28
+    torch.save(state, tmp_path / "diverged.pt")
+    net = _resnet(num_classes=2)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(NonFiniteWeightsError, match=r"layer1.0.conv1.weight \(max \|x\| = 9.7e\+28\)"):
+        prepare_network(net, str(tmp_path / "diverged.pt"), "contrastive_resnet", "finetune")
+    with pytest.raises(NonFiniteWeightsError, match="layer1.0.conv1.weight"):
+        load_pretrained(net, state, "contrastive_resnet")  # an in-memory state dict too
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "the network was changed"
+    model = _resnet(num_classes=2).state_dict()
+    model["bn1.running_var"][3] = float("inf")
+    torch.save(model, tmp_path / "model.pt")
+    with pytest.raises(NonFiniteWeightsError, match=r"bn1.running_var \(inf\)"):
+        load_weights(_resnet(num_classes=2), tmp_path / "model.pt")
+
+
 def _evaluate(out, tmp_path, **kw):
     wf = run_workflow(NAME, "train", "evaluate", output_dir=str(out), n_boot=200, **{**TINY, **kw})
     return wf.parser.get_parsed_content("evaluate#result")
