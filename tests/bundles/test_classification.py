@@ -284,6 +284,40 @@ def test_cli_train_from_a_copy_of_the_bundle(tmp_path):
     assert (out / "model.pt").is_file() and (out / f"checkpoints/checkpoint_{TINY['epoch_length']}.pt").is_file()
 
 
+def test_best_model_survives_a_resume_with_a_worse_epoch(cls_run, tmp_path):
+    """Issue 21 (1): the best-metric saver forgot its best score on resume, so the first (worse) validation of the
+    resumed run overwrote model.pt."""
+    import hashlib
+
+    from ignite.engine import Events
+
+    wf, out = cls_run
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    best, best_epoch = float(evaluator.state.best_metric), evaluator.state.best_metric_epoch
+    assert best > 0.5 and best_epoch == 1
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    digest = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()
+    wf = make_workflow(NAME, output_dir=str(run), **{**TINY, "max_epochs": 2})
+    wf.initialize()
+    trainer, net = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("network_def")
+
+    def worse(engine):  # a worse epoch 2: constant predictions, validation AUC 0.5
+        with torch.no_grad():
+            net.fc.weight.zero_()
+            net.fc.bias.zero_()
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2 * TINY["epoch_length"]), worse)
+    wf.run()
+    assert wf.parser.get_parsed_content("train#checkpointer").resumed_from is not None and trainer.state.epoch == 2
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    assert float(evaluator.state.metrics["val_auc"]) == 0.5  # the resumed epoch was worse ...
+    assert hashlib.sha256((run / "model.pt").read_bytes()).hexdigest() == digest, "model.pt was replaced"
+    assert (float(evaluator.state.best_metric), evaluator.state.best_metric_epoch) == (best, best_epoch)
+    ckpt = torch.load(run / f"checkpoints/checkpoint_{2 * TINY['epoch_length']}.pt", weights_only=True)
+    assert ckpt["best"]["best_metric"] == best and ckpt["best"]["best_metric_epoch"] == best_epoch
+
+
 @pytest.mark.slow
 def test_resume_continues_from_checkpoint(cls_run, tmp_path):
     _, out = cls_run
