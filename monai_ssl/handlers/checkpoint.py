@@ -489,12 +489,18 @@ class SSLCheckpointHandler:
             self.save_dir.mkdir(parents=True, exist_ok=True)
             if self._lock is not None:
                 self._lock.acquire()
-            self._remove_temp_files()
-        if self.resume:
-            self._resume(engine, main)
-        elif main:
-            self._set_aside_previous()
-        self._adopt_existing(main)
+        try:
+            if main:
+                self._remove_temp_files()
+            if self.resume:
+                self._resume(engine, main)
+            elif main:
+                self._set_aside_previous()
+            self._adopt_existing(main)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()  # a refused resume does not keep the folder locked
+            raise
         engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_every_epochs), self._save)
         if self.save_every_iterations:
             engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_every_iterations), self._save)

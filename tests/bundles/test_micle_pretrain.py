@@ -282,6 +282,7 @@ def test_resume_with_changed_settings_is_refused_naming_the_keys(micle_run, tmp_
     assert "max_epochs" not in msg.split("settings:")[1].split(".")[0]  # allowed to change: not listed
     assert "output_dir" in msg and "resume=false" in msg
     assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["checkpoint_2.pt"]  # nothing written
+    assert not (run / "checkpoints" / "train.lock").exists()  # the refused run does not keep the folder locked
     saved = torch.load(run / "checkpoints" / "checkpoint_2.pt", weights_only=True)["run_config"]
     assert saved["learning_rate"] == 0.001 and saved["pair_mode"] == "micle" and saved["image_size"] == 32
 
