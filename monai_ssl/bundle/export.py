@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from ignite.engine import Engine, Events
 from torch import nn
 
-__all__ = ["EncoderExportHandler", "export_encoder", "unwrap_model"]
+__all__ = ["EncoderExportHandler", "atomic_write", "export_encoder", "unwrap_model"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -21,6 +23,40 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module):
             return model
         model = inner
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "wb") -> Path:
+    """Write ``path`` atomically through a unique temporary file in the same folder, then ``os.replace``.
+
+    The temporary file is created with ``tempfile.mkstemp`` (``O_EXCL``, a fresh random name), so a planted file or
+    symlink with a predictable name (e.g. ``<path>.tmp``) can neither redirect the write nor be renamed into place;
+    a kill mid-write leaves ``path`` as it was (plus a ``.<name>.*.tmp`` file). A symlink at ``path`` itself is
+    replaced, never followed. The file gets the usual permissions (``0o666`` minus the umask).
+
+    Args:
+        path: the final file (its folder must exist).
+        write: called with the open temporary file object.
+        mode: ``"wb"`` or ``"w"``.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 def export_encoder(
@@ -33,7 +69,10 @@ def export_encoder(
     """Write the encoder's weights to ``path`` as ``{name: tensor}`` (CPU, contiguous), atomically.
 
     The file holds tensors only, so ``torch.load(path, weights_only=True)`` reads it. A JSON sidecar
-    (``<path>.json``) records the number of tensors, the key map used and ``info``.
+    (``<path>.json``) records the number of tensors, the key map used and ``info``. Both are written through
+    unique temporary files in the target folder (:func:`atomic_write`). Weights of a diverged run (NaN / inf, or
+    larger than :data:`~monai_ssl.networks.weights.MAX_ABS_WEIGHT` in magnitude) are refused before anything is
+    written, so a previous export stays in place.
 
     Args:
         network: the pretraining model (wrappers such as DDP are removed first).
@@ -50,7 +89,10 @@ def export_encoder(
     Raises:
         AttributeError: ``network`` has no ``submodule``.
         ValueError: the export is empty.
+        NonFiniteWeightsError: (a ``ValueError``) naming the NaN / inf / absurdly large tensors.
     """
+    from ..networks.weights import check_weights
+
     model = unwrap_model(network)
     if submodule:
         if not hasattr(model, submodule):
@@ -62,13 +104,13 @@ def export_encoder(
     if not state:
         raise ValueError(f"export_encoder: nothing to export from {type(model).__name__}")
     path = Path(path)
+    check_weights(state, f"export_encoder to {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: torch.save(state, f))
     sidecar = {"num_tensors": len(state), "num_parameters": int(sum(v.numel() for v in state.values())),
                "submodule": submodule, "key_map": getattr(key_map, "__name__", None), **(info or {})}
-    path.with_name(path.name + ".json").write_text(json.dumps(sidecar, indent=2, default=str) + "\n")
+    text = json.dumps(sidecar, indent=2, default=str) + "\n"
+    atomic_write(path.with_name(path.name + ".json"), lambda f: f.write(text), mode="w")
     return state
 
 

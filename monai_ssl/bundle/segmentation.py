@@ -305,6 +305,44 @@ def list_volumes(input_path: str | os.PathLike | Sequence[str | os.PathLike]) ->
     raise ValueError(f"config key 'input_path': no NIfTI/MHA/NRRD volume or DICOM series in {p}")
 
 
+def _output_stem(path: str) -> str:
+    """The name MONAI's ``SaveImage`` derives from an input: the file name without its extension (and ``.gz``)."""
+    name, ext = os.path.splitext(os.path.basename(os.path.normpath(path)))
+    return os.path.splitext(name)[0] if ext == ".gz" else name
+
+
+def _output_roots(files: Sequence[str]) -> list[str]:
+    """For each input, the folder its output path is taken relative to (MONAI ``SaveImage``'s ``data_root_dir``):
+    none (flat output) unless another input has the same name, then as many parent folders as make the outputs
+    distinct (``a/scan.nii.gz`` and ``b/scan.nii.gz`` -> ``a/scan_seg.nii.gz``, ``b/scan_seg.nii.gz``).
+
+    Raises:
+        ValueError: an input listed twice, or two inputs no folder tells apart (``scan.nii`` and ``scan.nii.gz``
+            in one folder), naming both.
+    """
+    paths = [os.path.abspath(f) for f in files]
+    roots = [""] * len(paths)  # "": flat, <output_dir>/<name>_<postfix>.nii.gz
+    by_stem: dict[str, list[int]] = {}
+    for i, p in enumerate(paths):
+        by_stem.setdefault(_output_stem(p), []).append(i)
+    for stem, idx in by_stem.items():
+        if len(idx) < 2:
+            continue
+        for i in idx:
+            for j in idx:
+                if j > i and (paths[i] == paths[j] or os.path.dirname(paths[i]) == os.path.dirname(paths[j])):
+                    raise ValueError(f"config key 'input_path': {files[i]} and {files[j]} would both be written as "
+                                     f"{stem}_<postfix>.nii.gz" + (" (the same input listed twice)" if paths[i] ==
+                                                                    paths[j] else "; rename one of them"))
+        parts = [os.path.dirname(paths[i]).split(os.sep) for i in idx]
+        depth = 1
+        while len({tuple(q[len(q) - depth:]) for q in parts}) < len(parts):
+            depth += 1
+        for i, q in zip(idx, parts):
+            roots[i] = os.sep.join(q[:len(q) - depth]) or os.sep
+    return roots
+
+
 @torch.no_grad()
 def segment_files(
     network: nn.Module,
@@ -325,9 +363,13 @@ def segment_files(
     refused); a volume is reoriented to RAS and, with ``spacing``, resampled (the training grid); then a 3D
     network runs a sliding window, a 2D network a sliding window per axial slice (MONAI ``SliceInferer``), or
     directly on a 2D image. The label map is brought back to the input grid (``Invertd``, nearest) and saved
-    as ``<output_dir>/<input name>_<postfix>.nii.gz``.
+    as ``<output_dir>/<input name>_<postfix>.nii.gz``; inputs that share a name keep as many of their parent
+    folders as tell them apart (``a/scan.nii.gz``, ``b/scan.nii.gz`` -> ``<output_dir>/a/scan_seg.nii.gz``,
+    ``<output_dir>/b/scan_seg.nii.gz``), so no output overwrites another.
 
     Raises:
+        ValueError: two inputs would be written to one file (the same input twice, or ``scan.nii`` and
+            ``scan.nii.gz`` in one folder), naming both, before anything is segmented.
         RuntimeError: naming the file that could not be read, preprocessed or segmented.
     """
     from monai.data import MetaTensor
@@ -339,15 +381,17 @@ def segment_files(
     network = network.to(device).eval()
     load = LoadMedicalImaged("image")
     roi = (int(roi_size),) * spatial_dims if isinstance(roi_size, int) else tuple(int(r) for r in roi_size)
-    def saver(squeeze: bool) -> SaveImaged:
+    roots = _output_roots(files)
+
+    def saver(squeeze: bool, root: str) -> SaveImaged:
         # MONAI 1.6.1's SaveImage fails on single-channel 2D images once it squeezes the channel away (its
         # resampler then gets a 1D grid): 2D label maps keep a trailing singleton axis, (H, W, 1), instead
         return SaveImaged("pred", output_dir=str(output_dir), output_postfix=postfix, output_ext=".nii.gz",
                           separate_folder=False, resample=False, output_dtype="uint8", print_log=False,
-                          savepath_in_metadict=True, squeeze_end_dims=squeeze)
+                          savepath_in_metadict=True, squeeze_end_dims=squeeze, data_root_dir=root)
 
-    written = []
-    for f in files:
+    written: list[str] = []
+    for f, root in zip(files, roots):
         try:
             d = load({"image": f})
             nd = d["image"].ndim - 1
@@ -373,9 +417,13 @@ def segment_files(
             d["pred"] = pred
             if nd == 3:
                 d = Invertd("pred", transform=geom, orig_keys="image", nearest_interp=True)(d)
-            d = saver(nd == 3)(d)
+            d = saver(nd == 3, root)(d)
         except Exception as err:
             raise RuntimeError(f"inference: cannot segment {f}: {describe_error(err)}") from err
-        written.append(str(d["pred"].meta["saved_to"]))
+        saved = str(d["pred"].meta["saved_to"])
+        if saved in written:  # never expected after _output_roots; refuse rather than report one file twice
+            raise RuntimeError(f"inference: {f} was written to {saved}, overwriting the output of "
+                               f"{files[written.index(saved)]}")
+        written.append(saved)
         logger.info("inference: %s -> %s", f, written[-1])
     return written

@@ -16,14 +16,18 @@ from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
 )
 from .patching import patchify, unpatchify
 from .transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
-from .weights import WeightLoadReport, load_checkpoint_weights, load_mapped_state_dict, mae_vit_to_monai_vit
+from .weights import MAX_ABS_WEIGHT, NonFiniteWeightsError, WeightLoadReport, check_weights, load_checkpoint_weights
+from .weights import load_mapped_state_dict, mae_vit_to_monai_vit
 
 __all__ = [
     "ContrastiveModel",
     "ProjectionHead",
     "pool_features",
     # masked-autoencoder utilities
+    "MAX_ABS_WEIGHT",
+    "NonFiniteWeightsError",
     "WeightLoadReport",
+    "check_weights",
     "block_mask_to_tokens",
     "entropy_guided_mask",
     "load_checkpoint_weights",

@@ -3,6 +3,8 @@
 ``load_checkpoint_weights`` reads a checkpoint safely (``weights_only=True``) and unwraps the usual
 containers; ``load_mapped_state_dict`` renames keys, copies what fits and reports what was loaded,
 missing, unexpected, skipped and shape-mismatched, raising a clear error when too little was loaded;
+``check_weights`` refuses NaN / inf and absurdly large tensors (a diverged run: see :data:`MAX_ABS_WEIGHT`),
+on every load here, in checkpoints, in the encoder export and in :class:`~monai_ssl.handlers.NaNGuard`;
 ``mae_vit_to_monai_vit`` maps a :class:`~monai_ssl.networks.nets.MaskedAutoencoderViT` encoder onto
 ``monai.networks.nets.ViT`` (or the ``vit`` of ``UNETR`` with ``prefix="vit."``).
 """
@@ -18,7 +20,10 @@ import torch
 from torch import nn
 
 __all__ = [
+    "MAX_ABS_WEIGHT",
+    "NonFiniteWeightsError",
     "WeightLoadReport",
+    "check_weights",
     "load_mapped_state_dict",
     "load_checkpoint_weights",
     "mae_vit_to_monai_vit",
@@ -32,6 +37,70 @@ KeyMap = Mapping[str, str] | Callable[[str], "str | None"]
 
 # parameter/buffer name prefixes of the MaskedAutoencoderViT encoder (names identical to monai ViT)
 MAE_VIT_ENCODER_PREFIXES = ("patch_embedding.", "blocks.", "norm.")
+
+#: Largest magnitude a network weight or buffer may have before it is taken for divergence. Trained conv/ViT
+#: weights are O(1) and BatchNorm running variances of normalised images O(1e2) at most; a run with a far too
+#: high learning rate reaches 1e20-1e30 within a few steps while its (normalised, bounded) NT-Xent loss stays
+#: finite. 1e6 leaves four orders of magnitude of headroom above any healthy value and catches those runs.
+#: Integer tensors (e.g. ``num_batches_tracked``) are never bounded.
+MAX_ABS_WEIGHT = 1e6
+
+
+class NonFiniteWeightsError(ValueError):
+    """Tensors that are NaN / inf or larger than the bound in magnitude: the weights of a diverged run, which must
+    not be checkpointed, exported or loaded."""
+
+
+def _named_tensors(obj: object, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    """``(dotted name, tensor)`` for every tensor in nested mappings / lists (optimizer states included)."""
+    if isinstance(obj, torch.Tensor):
+        return [(prefix, obj)]
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return []
+    out = []
+    for k, v in items:
+        out += _named_tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    return out
+
+
+def check_weights(tensors: object, what: str, max_abs: float | None = MAX_ABS_WEIGHT, max_listed: int = 10) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming every floating tensor of ``tensors`` that holds NaN / inf or,
+    with ``max_abs``, a value larger than ``max_abs`` in magnitude.
+
+    Args:
+        tensors: a state dict, or any nest of mappings / lists of tensors (e.g. a whole training checkpoint).
+        what: what is checked, for the message (``"export to models/encoder.pt"``, a checkpoint path, ...).
+        max_abs: magnitude bound (:data:`MAX_ABS_WEIGHT` by default); None checks finiteness only (optimizer
+            moments and AMP loss scales may legitimately be large).
+        max_listed: how many offending tensors the message names.
+
+    Raises:
+        NonFiniteWeightsError: listing ``name (nan|inf|max |x| = ...)`` of the offending tensors.
+    """
+    named = [(k, v.detach()) for k, v in _named_tensors(tensors)
+             if (v.is_floating_point() or v.is_complex()) and v.numel()]
+    if not named:
+        return
+    peaks = torch.stack([v.abs().amax().float().cpu() for _, v in named]).tolist()
+    bad = []
+    for (name, value), peak in zip(named, peaks):
+        if peak != peak:  # NaN propagates through amax
+            bad.append(f"{name} (nan)")
+        elif peak == float("inf"):
+            bad.append(f"{name} (inf)")
+        elif max_abs is not None and peak > max_abs:
+            bad.append(f"{name} (max |x| = {peak:.3g})")
+    if bad:
+        bound = f" or larger than {max_abs:g} in magnitude" if max_abs is not None else ""
+        shown = ", ".join(bad[:max_listed]) + (f", ... (+{len(bad) - max_listed} more)" if len(bad) > max_listed else "")
+        raise NonFiniteWeightsError(
+            f"{what}: {len(bad)} of {len(named)} tensors are NaN / inf{bound}, the weights of a diverged run "
+            f"(lower the learning rate, enable gradient clipping, check the inputs): {shown}"
+        )
 
 
 @dataclass
@@ -174,6 +243,8 @@ def load_mapped_state_dict(
     Raises:
         ValueError: on shape mismatches with ``strict_shapes``, or when too little would be loaded on either side;
             the model is left untouched in every case.
+        NonFiniteWeightsError: a tensor to load is NaN / inf or larger than :data:`MAX_ABS_WEIGHT` in magnitude
+            (a diverged run); the model is left untouched.
     """
     report = WeightLoadReport()
     target = model.state_dict()
@@ -218,6 +289,7 @@ def load_mapped_state_dict(
             f"weights, min_target_fraction={min_target_fraction}): a different architecture (depth, width)? Nothing "
             f"was loaded. Left random: {', '.join(compact_keys(report.fresh, report.scope))}\n{report.summary()}"
         )
+    check_weights(to_load, f"weights for {type(model).__name__}")
     model.load_state_dict(to_load, strict=False)
     if verbose:
         logger.info("loading weights into %s:\n%s", type(model).__name__, report.summary())
@@ -228,7 +300,7 @@ _CONTAINER_KEYS = ("state_dict", "model", "network", "net", "model_state_dict", 
 
 
 def load_checkpoint_weights(
-    path: str | os.PathLike, key: str | None = None, strip_prefix: str | None = "module."
+    path: str | os.PathLike, key: str | None = None, strip_prefix: str | None = "module.", check_values: bool = True
 ) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely and return its flat ``{name: tensor}`` state dict.
 
@@ -241,10 +313,13 @@ def load_checkpoint_weights(
         path: checkpoint file.
         key: entry holding the weights inside a container checkpoint (``None``: auto-detect).
         strip_prefix: prefix removed from every key that has it (``None`` keeps keys as they are).
+        check_values: refuse NaN / inf tensors and tensors larger than :data:`MAX_ABS_WEIGHT` in magnitude (False
+            only to inspect a broken file).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file cannot be read as a weights-only checkpoint, or holds no tensor dict.
+        NonFiniteWeightsError: (a ``ValueError``) the weights hold NaN / inf or absurdly large values.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -269,6 +344,8 @@ def load_checkpoint_weights(
         raise ValueError(f"checkpoint {path} (entry {key!r}) holds no tensors; entries: {list(obj)[:20]}.")
     if strip_prefix:
         tensors = {(k[len(strip_prefix):] if k.startswith(strip_prefix) else k): v for k, v in tensors.items()}
+    if check_values:
+        check_weights(tensors, f"checkpoint {path}")
     return tensors
 
 

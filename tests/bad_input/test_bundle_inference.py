@@ -1,7 +1,9 @@
 """Bundle inference on an unreadable file: the top-level error names the file *and* the loader's reason, not
-MONAI's "applying transform <object at 0x...>" wrapper."""
+MONAI's "applying transform <object at 0x...>" wrapper; inputs sharing a name never share an output file."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -37,3 +39,31 @@ def test_segmentation_inference_names_the_reason(tmp_path):
         segment_files(net, [str(bad)], spatial_dims=3, roi_size=8, output_dir=tmp_path / "seg")
     msg = str(err.value)
     assert msg.startswith(f"inference: cannot segment {bad}: ") and "cannot read image" in msg
+
+
+def test_segmentation_inputs_with_one_name_get_distinct_outputs(tmp_path):
+    """Issue 21 (3): ``a/scan.nii.gz`` and ``b/scan.nii.gz`` were both written to one ``scan_seg.nii.gz``."""
+    nib = pytest.importorskip("nibabel")
+    shapes = {"a": (16, 16, 8), "b": (12, 10, 8), "c": (8, 8, 8)}
+    files = []
+    for folder, shape in shapes.items():
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        files.append(str(tmp_path / "in" / folder / "scan.nii.gz"))
+        nib.save(nib.Nifti1Image(np.random.rand(*shape).astype(np.float32), np.eye(4)), files[-1])
+    other = tmp_path / "in" / "other.nii.gz"
+    nib.save(nib.Nifti1Image(np.random.rand(8, 8, 8).astype(np.float32), np.eye(4)), other)
+    net = torch.nn.Conv3d(1, 2, 1)
+    out = tmp_path / "seg"
+    written = segment_files(net, [*files, str(other)], spatial_dims=3, roi_size=8, output_dir=out)
+    assert [os.path.relpath(w, out) for w in written] == ["a/scan_seg.nii.gz", "b/scan_seg.nii.gz",
+                                                          "c/scan_seg.nii.gz", "other_seg.nii.gz"]
+    for w, shape in zip(written, shapes.values()):  # each output is its own input's label map
+        assert nib.load(w).shape == shape
+    # two inputs no folder tells apart, or one input twice: refused before anything is written, naming both
+    twin = tmp_path / "in" / "a" / "scan.nii"
+    nib.save(nib.Nifti1Image(np.random.rand(8, 8, 8).astype(np.float32), np.eye(4)), twin)
+    for pair in ([files[0], str(twin)], [str(other), str(other)]):
+        with pytest.raises(ValueError) as err:
+            segment_files(net, pair, spatial_dims=3, roi_size=8, output_dir=tmp_path / "seg2")
+        assert pair[0] in str(err.value) and pair[1] in str(err.value)
+    assert not (tmp_path / "seg2").exists()

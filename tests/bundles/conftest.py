@@ -69,8 +69,10 @@ def cli_args(overrides: dict) -> list[str]:
 
 
 def run_cli(args: list[str], cwd: str | Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m monai.bundle <args>`` in ``cwd`` with this interpreter; output captured as text."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    """Run ``python -m monai.bundle <args>`` in ``cwd`` with this interpreter and this checkout's ``monai_ssl``
+    (first on ``PYTHONPATH``: an installed copy of another checkout must not stand in for it); output as text."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     return subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=str(cwd), env=env, text=True,
                           capture_output=True, timeout=timeout)
 

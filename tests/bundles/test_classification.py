@@ -124,6 +124,29 @@ def test_pretrained_finetune_starts_from_the_encoder(tmp_path):
         prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "mae_vit", "finetune")
 
 
+def test_diverged_weights_are_not_loaded(tmp_path):
+    """Issue 21 (4): an encoder export with weights up to 9.7e28 loaded "100 %" into the classifier, and a model.pt
+    with inf buffers gave ``nan,nan,other`` predictions; both are refused, naming the tensors."""
+    from monai_ssl.bundle.classification import load_weights, prepare_network
+    from monai_ssl.networks import NonFiniteWeightsError, load_pretrained
+
+    state = _fake_encoder(tmp_path / "encoder.pt")
+    state["layer1.0.conv1.weight"][0, 0, 0, 0] = 9.7e28
+    torch.save(state, tmp_path / "diverged.pt")
+    net = _resnet(num_classes=2)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(NonFiniteWeightsError, match=r"layer1.0.conv1.weight \(max \|x\| = 9.7e\+28\)"):
+        prepare_network(net, str(tmp_path / "diverged.pt"), "contrastive_resnet", "finetune")
+    with pytest.raises(NonFiniteWeightsError, match="layer1.0.conv1.weight"):
+        load_pretrained(net, state, "contrastive_resnet")  # an in-memory state dict too
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "the network was changed"
+    model = _resnet(num_classes=2).state_dict()
+    model["bn1.running_var"][3] = float("inf")
+    torch.save(model, tmp_path / "model.pt")
+    with pytest.raises(NonFiniteWeightsError, match=r"bn1.running_var \(inf\)"):
+        load_weights(_resnet(num_classes=2), tmp_path / "model.pt")
+
+
 def _evaluate(out, tmp_path, **kw):
     wf = run_workflow(NAME, "train", "evaluate", output_dir=str(out), n_boot=200, **{**TINY, **kw})
     return wf.parser.get_parsed_content("evaluate#result")
@@ -259,6 +282,40 @@ def test_cli_train_from_a_copy_of_the_bundle(tmp_path):
     proc = run_cli(args, cwd=bundle)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "model.pt").is_file() and (out / f"checkpoints/checkpoint_{TINY['epoch_length']}.pt").is_file()
+
+
+def test_best_model_survives_a_resume_with_a_worse_epoch(cls_run, tmp_path):
+    """Issue 21 (1): the best-metric saver forgot its best score on resume, so the first (worse) validation of the
+    resumed run overwrote model.pt."""
+    import hashlib
+
+    from ignite.engine import Events
+
+    wf, out = cls_run
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    best, best_epoch = float(evaluator.state.best_metric), evaluator.state.best_metric_epoch
+    assert best > 0.5 and best_epoch == 1
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    digest = hashlib.sha256((run / "model.pt").read_bytes()).hexdigest()
+    wf = make_workflow(NAME, output_dir=str(run), **{**TINY, "max_epochs": 2})
+    wf.initialize()
+    trainer, net = wf.parser.get_parsed_content("train#trainer"), wf.parser.get_parsed_content("network_def")
+
+    def worse(engine):  # a worse epoch 2: constant predictions, validation AUC 0.5
+        with torch.no_grad():
+            net.fc.weight.zero_()
+            net.fc.bias.zero_()
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=2 * TINY["epoch_length"]), worse)
+    wf.run()
+    assert wf.parser.get_parsed_content("train#checkpointer").resumed_from is not None and trainer.state.epoch == 2
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    assert float(evaluator.state.metrics["val_auc"]) == 0.5  # the resumed epoch was worse ...
+    assert hashlib.sha256((run / "model.pt").read_bytes()).hexdigest() == digest, "model.pt was replaced"
+    assert (float(evaluator.state.best_metric), evaluator.state.best_metric_epoch) == (best, best_epoch)
+    ckpt = torch.load(run / f"checkpoints/checkpoint_{2 * TINY['epoch_length']}.pt", weights_only=True)
+    assert ckpt["best"]["best_metric"] == best and ckpt["best"]["best_metric_epoch"] == best_epoch
 
 
 @pytest.mark.slow

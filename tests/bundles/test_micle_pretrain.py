@@ -262,3 +262,40 @@ def test_no_bundle_builds_a_plain_torch_dataloader():
     offenders = [str(p.relative_to(BUNDLES)) for p in BUNDLES.glob("*/configs/*.yaml")
                  if "torch.utils.data.DataLoader" in p.read_text()]
     assert not offenders, f"use monai_ssl.data.SeededDataLoader (seeded per worker, epoch and rank): {offenders}"
+
+
+def test_resume_with_changed_settings_is_refused_naming_the_keys(micle_run, tmp_path):
+    """Issue 21 (9): a new learning rate, pair mode, image size or data limit was silently ignored on resume."""
+    from monai_ssl.handlers import ResumeConfigError
+
+    _, out = micle_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    changed = {**TINY_MICLE, "learning_rate": 0.01, "pair_mode": "simclr", "data_limit": 8, "max_epochs": 2}
+    with pytest.raises(Exception) as err:
+        run_workflow("micle_pretrain", output_dir=str(run), **changed)
+    found = [e for e in error_chain(err.value) if isinstance(e, ResumeConfigError)]
+    assert found, err.value
+    msg = str(found[0])
+    assert "checkpoint_2.pt" in msg and "pair_mode: 'micle' -> 'simclr'" in msg
+    assert "learning_rate: 0.001 -> 0.01" in msg and "data_limit: 12 -> 8" in msg
+    assert "max_epochs" not in msg.split("settings:")[1].split(".")[0]  # allowed to change: not listed
+    assert "output_dir" in msg and "resume=false" in msg
+    assert sorted(p.name for p in (run / "checkpoints").glob("*.pt")) == ["checkpoint_2.pt"]  # nothing written
+    assert not (run / "checkpoints" / "train.lock").exists()  # the refused run does not keep the folder locked
+    saved = torch.load(run / "checkpoints" / "checkpoint_2.pt", weights_only=True)["run_config"]
+    assert saved["learning_rate"] == 0.001 and saved["pair_mode"] == "micle" and saved["image_size"] == 32
+
+
+def test_divergent_learning_rate_fails_and_exports_nothing(tmp_path):
+    """Issue 21 (4): ``--learning_rate 1e6`` exited 0 and exported weights up to 9.7e28 (the NT-Xent loss of
+    normalised embeddings stays finite); now the run fails naming the tensors, before any checkpoint or export."""
+    from monai_ssl.handlers import NonFiniteLossError
+    from monai_ssl.networks import NonFiniteWeightsError
+
+    with pytest.raises(Exception) as err:
+        run_workflow("micle_pretrain", output_dir=str(tmp_path), learning_rate=1e6, **TINY_MICLE)
+    found = [e for e in error_chain(err.value) if isinstance(e, (NonFiniteWeightsError, NonFiniteLossError))]
+    assert found, err.value
+    assert "diverged" in str(found[0]) or "non-finite" in str(found[0])
+    assert not (tmp_path / "encoder.pt").exists() and not list((tmp_path / "checkpoints").glob("*.pt"))

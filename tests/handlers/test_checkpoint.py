@@ -110,3 +110,109 @@ def test_rerunning_a_finished_run_does_not_retrain(tmp_path):
     _attach(*longer, tmp_path)
     longer[0].run()  # a larger target trains on from the checkpoint
     assert longer[0].state.epoch == 3 and longer[0].state.iteration == done_iteration * 3 // 2
+
+
+def _child_holding_the_lock(directory):
+    """``sigkill_child.py`` training slowly in ``directory``: returns the process once it holds the lock."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    child = subprocess.Popen([sys.executable, str(repo / "tests" / "handlers" / "sigkill_child.py"), str(directory),
+                              "0.5"], cwd=repo, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while True:
+        assert child.poll() is None, f"child ended early: {child.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "the child never took the lock"
+        try:
+            if json.loads((directory / "train.lock").read_text())["pid"] == child.pid:
+                return child
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+
+
+def test_second_live_run_is_refused_and_a_killed_runs_lock_is_taken_over(tmp_path, caplog):
+    """Issue 21 (2): two runs in one output_dir overwrote each other's checkpoints; there was no lock."""
+    import json
+    import os
+    import signal
+
+    from monai_ssl.handlers import RunLockError
+
+    child = _child_holding_the_lock(tmp_path)
+    try:
+        trainer, model, opt, sched, ds = make_trainer(max_epochs=5)
+        with pytest.raises(RunLockError) as err:
+            _attach(trainer, model, opt, sched, ds, tmp_path)
+        assert str(tmp_path) in str(err.value) and f"pid {child.pid} " in str(err.value)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert json.loads((tmp_path / "train.lock").read_text())["pid"] == child.pid  # left behind by the kill
+    trainer, model, opt, sched, ds = make_trainer(max_epochs=5)
+    with caplog.at_level("WARNING", logger="monai_ssl.handlers.checkpoint"):
+        _attach(trainer, model, opt, sched, ds, tmp_path)
+    assert f"taking over the stale lock of pid {child.pid}" in caplog.text
+    assert json.loads((tmp_path / "train.lock").read_text())["pid"] == os.getpid()
+    trainer.run()
+    assert trainer.state.epoch == 5 and not (tmp_path / "train.lock").exists()  # released at the end
+
+
+def test_attach_prunes_deletes_temp_files_and_falls_back_from_a_truncated_checkpoint(tmp_path, caplog):
+    """Issue 21 (2): n_saved was not enforced after a restart, temp files of killed writes stayed for ever, and a
+    truncated newest checkpoint stopped the resume instead of falling back to the previous one."""
+    straight = make_trainer(max_epochs=5)
+    straight[0].run()
+
+    first = make_trainer(max_epochs=5)
+    _attach(*first, tmp_path, n_saved=None)
+    first[0].add_event_handler(Events.EPOCH_COMPLETED(once=4), lambda e: e.terminate())
+    first[0].run()
+    assert [p.name for _, p in sorted((int(p.stem.split("_")[1]), p) for p in tmp_path.glob("*.pt"))] == \
+        ["checkpoint_3.pt", "checkpoint_6.pt", "checkpoint_9.pt", "checkpoint_12.pt"]
+    newest = tmp_path / "checkpoint_12.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # e.g. a full disk
+    for name in (".tmp_checkpoint_k1ll3d.part", "tmpab3_x9qz"):  # ours and Ignite's DiskSaver's
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    (tmp_path / "notes.txt").write_text("not ours")
+
+    resumed = make_trainer(max_epochs=5, seed=7)
+    with caplog.at_level("WARNING", logger="monai_ssl.handlers.checkpoint"):
+        handler = _attach(*resumed, tmp_path, n_saved=2)
+    assert handler.resumed_from == tmp_path / "checkpoint_9.pt" and resumed[0].state.epoch == 3
+    assert "checkpoint_12.pt: unreadable checkpoint" in caplog.text and "checkpoint_9.pt instead" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_12.pt.unreadable", "checkpoint_6.pt",
+                                                          "checkpoint_9.pt", "notes.txt", "train.lock"]
+    resumed[0].run()
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_12.pt", "checkpoint_15.pt"]
+    for (name, a), b in zip(straight[1].state_dict().items(), resumed[1].state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs from the uninterrupted run"
+
+
+def test_a_diverged_state_is_never_checkpointed(tmp_path):
+    """Issue 21 (4): the "last good" checkpoint held inf buffers; a non-finite or absurd state is refused and the
+    previous checkpoints stay."""
+    from monai_ssl.networks import NonFiniteWeightsError
+
+    trainer, model, opt, sched, ds = make_trainer(max_epochs=3)
+    _attach(trainer, model, opt, sched, ds, tmp_path)
+
+    def diverge(engine):
+        with torch.no_grad():
+            model.encoder[1].running_var.fill_(float("inf"))
+            model.head[3].weight[0, 0] = 9.7e28
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=8), diverge)
+    with pytest.raises(NonFiniteWeightsError, match=r"entry 'network'.*encoder.1.running_var \(inf\)") as err:
+        trainer.run()
+    assert "head.3.weight (max |x| = 9.7e+28)" in str(err.value)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == ["checkpoint_3.pt", "checkpoint_6.pt"]
+    for p in tmp_path.glob("*.pt"):
+        state = torch.load(p, weights_only=True)["network"]
+        assert all(torch.isfinite(v.float()).all() for v in state.values())
