@@ -1,21 +1,23 @@
-"""`make demo`: self-supervised pretraining on the shipped unlabelled chest X-rays, then 1 % of the labels.
+"""`make demo`: self-supervised pretraining on the shipped unlabelled chest X-rays, then 10 % of the labels.
 
-What it does, on a 2-core CPU in about 10 minutes:
+What it does, on a 2-core CPU in under 10 minutes:
 
 1. checks and summarises the shipped data (:mod:`monai_ssl.demo`);
 2. pretrains a MONAI ResNet-18 with SimCLR on the 4,708 PneumoniaMNIST training images (28 px) **without their
    labels** (``experiments/label_efficiency.py``: :class:`~monai_ssl.engines.ContrastiveTrainer`,
    :class:`~monai_ssl.losses.NTXentLoss`, two independently augmented views per image);
-3. for each seed, takes 1 % of the training labels (48 images) and 1 % of the validation labels (6 images), and
-   trains the same classifier from scratch and from the SimCLR encoder with the same tuning budget: every candidate
-   recipe (fine-tuning at two learning rates with and without layer-wise LR decay, and a frozen-encoder linear probe)
-   is tried for both, the one with the best AUC on the 6 validation images is kept, and only that one is scored on
-   the 624-image test split, once;
+3. for each seed, takes 10 % of the training labels (472 images) and 10 % of the validation labels (53 images),
+   and trains the same classifier from scratch and from the SimCLR encoder with the same tuning budget: every
+   candidate recipe (fine-tuning at two learning rates with and without layer-wise LR decay, and a frozen-encoder
+   linear probe) is tried for both, the one with the best AUC on the 53 validation images is kept, and only that one
+   is scored on the 624-image test split, once;
 4. prints test AUC with a 95 % bootstrap CI per seed, the mean over seeds, balanced accuracy next to accuracy
    (accuracy and F1 reward always answering "pneumonia" on this 62.5 %-positive test set), a plot
    (``outputs/demo/demo.png``) and one sentence saying whether pretraining helped.
 
-``--covid`` runs the earlier MICLe demo on the multi-instance COVID-19 chest X-rays through the bundles instead
+These are the settings of the committed 10 % rows of ``results/label_efficiency`` (3 seeds there, 2 here to fit
+the time; ``--fraction 0.01`` gives the 1 % comparison, where SimCLR is not ahead under this protocol: see the
+README's Results). ``--covid`` runs the earlier MICLe demo on the multi-instance COVID-19 chest X-rays through the bundles instead
 (``scripts/demo_covid.py``; at its budget it shows the pipeline, not a gain).
 """
 
@@ -38,10 +40,11 @@ INITS = {"scratch": "scratch", "simclr": "SimCLR-pretrained"}
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=REPO / "outputs" / "demo", help="output folder (recreated)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--fraction", type=float, default=0.01, help="share of the train and validation labels used")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--fraction", type=float, default=0.1, help="share of the train and validation labels used")
     p.add_argument("--pretrain-steps", type=int, default=150)
-    p.add_argument("--steps", type=int, default=60, help="fine-tuning steps per candidate recipe")
+    p.add_argument("--steps", type=int, default=None,
+                   help="fine-tuning steps per candidate recipe (default: the runner's, 60 / 100 / 150 at 1 / 10 / 100 %%)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers making the pretraining views")
     p.add_argument("--keep-encoder", action="store_true", help="keep outputs/demo/simclr_encoder.pt (45 MB)")
@@ -58,7 +61,8 @@ def run_experiment(args: argparse.Namespace) -> list[dict]:
     """The label-efficiency runner at one fraction: SimCLR pretraining, then the same tuned recipes for both inits."""
     import label_efficiency
 
-    argv = ["--fractions", str(args.fraction), "--seeds", *map(str, args.seeds), "--steps", str(args.steps),
+    steps = args.steps or {0.01: 60, 0.1: 100, 1.0: 150}.get(args.fraction, 100)
+    argv = ["--fractions", str(args.fraction), "--seeds", *map(str, args.seeds), "--steps", str(steps),
             "--pretrain-steps", str(args.pretrain_steps), "--n-boot", str(args.n_boot), "--workers", str(args.workers),
             "--out", str(args.out), "--fresh"]
     return label_efficiency.main(argv)

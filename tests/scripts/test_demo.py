@@ -49,13 +49,15 @@ def test_unknown_argument_is_refused_and_covid_passes_the_rest_on():
         demo.parse_args(["--label-fractoin", "0.1"])
     args = demo.parse_args(["--covid", "--image-size", "32"])
     assert args.covid and args.rest == ["--image-size", "32"]
+    defaults = demo.parse_args([])
+    assert defaults.fraction == 0.1 and defaults.seeds == [0, 1] and defaults.pretrain_steps == 150
 
 
 def test_tiny_end_to_end_run(tmp_path, capsys):
     demo = _load("demo")
     out = tmp_path / "demo"
-    rows = demo.main(["--out", str(out), "--seeds", "0", "--pretrain-steps", "2", "--steps", "2", "--n-boot", "20",
-                      "--workers", "0", "--skip-summary"])
+    rows = demo.main(["--out", str(out), "--seeds", "0", "--fraction", "0.01", "--pretrain-steps", "2", "--steps", "2",
+                      "--n-boot", "20", "--workers", "0", "--skip-summary"])
     assert {r["init"] for r in rows} == {"scratch", "simclr"}
     assert all(r["selected_on"] == "val" and r["n_labels_used"] == 54 for r in rows)
     printed = capsys.readouterr().out
