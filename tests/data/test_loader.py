@@ -88,3 +88,128 @@ def test_rng_state_resumes_the_next_pass(num_workers):
     resumed = SeededDataLoader(_dataset(seed=5), seed=5, batch_size=BATCH, shuffle=True, num_workers=num_workers)
     RNGState(resumed).load_state_dict(state)
     assert _pairs(resumed, 1) == expected
+
+
+def _digests(batches) -> list[str]:
+    """One digest per batch (its view pairs and their order)."""
+    return [hashlib.sha1(b"".join(v.numpy().tobytes() for v in (b["image_view_0"], b["image_view_1"]))).hexdigest()
+            for b in batches]
+
+
+def _take(iterator, n: int) -> list[str]:
+    return _digests(next(iterator) for _ in range(n))
+
+
+PASS = N_PATIENTS // BATCH  # batches per pass
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("served", [1, 3])
+def test_mid_pass_checkpoint_resumes_the_rest_of_the_pass(num_workers, served):
+    """An Ignite epoch shorter than a pass checkpoints with a live iterator: after a full pass 0 and ``served``
+    batches of pass 1, a restored loader (built with another seed) serves the rest of pass 1, then pass 2, exactly
+    as the uninterrupted loader."""
+    straight = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True, num_workers=num_workers)
+    expected = [_digests(iter(straight)) for _ in range(3)]
+
+    first = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True, num_workers=num_workers)
+    assert _digests(iter(first)) == expected[0]
+    live = iter(first)
+    assert _take(live, served) == expected[1][:served]
+    state = RNGState(first).state_dict()
+    assert state["loaders"][0]["served"] == served and bool(state["loaders"][0]["pass_open"])
+    assert int(state["loaders"][0]["passes"]) == 2
+    del live
+
+    resumed = SeededDataLoader(_dataset(seed=5), seed=5, batch_size=BATCH, shuffle=True, num_workers=num_workers)
+    RNGState(resumed).load_state_dict(state)
+    assert RNGState(resumed).state_dict()["loaders"][0]["served"] == served  # loaded, not iterated yet: as loaded
+    assert _digests(iter(resumed)) == expected[1][served:]
+    assert _digests(iter(resumed)) == expected[2]
+    assert resumed.passes == 3
+
+
+def test_a_fully_served_pass_resumes_with_a_new_pass():
+    """Served to its last batch (Ignite's epoch_length == len(loader): no StopIteration yet), the pass is closed."""
+    straight = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True)
+    expected = [_digests(iter(straight)) for _ in range(2)]
+    first = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True)
+    live = iter(first)
+    _take(live, PASS)
+    state = RNGState(first).state_dict()
+    assert int(state["loaders"][0]["served"]) == 0 and not bool(state["loaders"][0]["pass_open"])
+    resumed = SeededDataLoader(_dataset(seed=5), seed=5, batch_size=BATCH, shuffle=True)
+    RNGState(resumed).load_state_dict(state)
+    assert _digests(iter(resumed)) == expected[1]
+
+
+def test_skip_without_workers_loads_no_item(monkeypatch):
+    """With num_workers == 0 the skip advances the sampler only: the transform streams (restored by RNGState) must
+    not move, so no item may be loaded."""
+    ds = _dataset()
+    loaded = []
+    getitem = type(ds).__getitem__
+    monkeypatch.setattr(type(ds), "__getitem__", lambda self, i: loaded.append(i) or getitem(self, i))
+    for _ in SeededDataLoader(ds, seed=0, batch_size=BATCH, shuffle=True):
+        pass
+    last_batch, loaded[:] = loaded[(PASS - 1) * BATCH:], []
+
+    loader = SeededDataLoader(ds, seed=0, batch_size=BATCH, shuffle=True)
+    loader.load_state_dict({"seed": torch.tensor(0), "passes": torch.tensor(1), "served": torch.tensor(PASS - 1),
+                            "pass_open": torch.tensor(True)})
+    live = iter(loader)
+    assert loaded == []
+    next(live)
+    assert loaded == last_batch  # the last batch of pass 0, and only it
+
+
+def test_older_checkpoint_state_starts_a_new_pass():
+    """A state without ``served`` (written before it existed) resumes as before: a new pass."""
+    straight = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True)
+    expected = [_digests(iter(straight)) for _ in range(2)]
+    loader = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True)
+    _digests(iter(loader))
+    streams = RNGState(loader).state_dict()
+    resumed = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True)
+    RNGState(resumed).load_state_dict(streams)
+    resumed.load_state_dict({"seed": torch.tensor(0), "passes": torch.tensor(1)})
+    assert _digests(iter(resumed)) == expected[1]
+
+
+def test_mid_pass_resume_with_an_epoch_sampler():
+    """A ``DistributedSampler`` draws the pass's order from its epoch when the pass starts (epoch 1 here); the
+    resumed run has set epoch 2 by then (MONAI's EPOCH_STARTED handler), yet the rest of the pass is epoch 1's, and
+    the sampler is left at epoch 2 for the passes to come."""
+    from torch.utils.data import DistributedSampler
+
+    def loader(seed):
+        ds = _dataset(seed)
+        sampler = DistributedSampler(ds, num_replicas=2, rank=0, shuffle=True, seed=0)
+        return SeededDataLoader(ds, seed=seed, rank=0, batch_size=BATCH // 2, sampler=sampler), sampler
+
+    straight, s = loader(0)
+    s.set_epoch(1)
+    expected = _digests(iter(straight))
+    first, s = loader(0)
+    s.set_epoch(1)
+    live = iter(first)
+    _take(live, 1)
+    s.set_epoch(2)  # a new Ignite epoch, same pass
+    _take(live, 1)
+    state = RNGState(first).state_dict()
+    assert int(state["loaders"][0]["sampler_epoch"]) == 1
+    resumed, s = loader(5)
+    RNGState(resumed).load_state_dict(state)
+    s.set_epoch(3)
+    assert _digests(iter(resumed)) == expected[2:]
+    assert s.epoch == 3
+
+
+def test_a_checkpoint_past_the_end_of_the_pass_is_refused():
+    loader = SeededDataLoader(_dataset(), seed=0, batch_size=BATCH, shuffle=True)
+    loader.load_state_dict({"seed": torch.tensor(0), "passes": torch.tensor(1), "served": torch.tensor(PASS + 1),
+                            "pass_open": torch.tensor(True)})
+    with pytest.raises(RuntimeError, match=f"{PASS + 1} batches into pass 0, but this pass ends after {PASS}"):
+        iter(loader)
+    with pytest.raises(ValueError, match="inconsistent state"):
+        loader.load_state_dict({"seed": torch.tensor(0), "passes": torch.tensor(0), "pass_open": torch.tensor(True)})

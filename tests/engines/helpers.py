@@ -25,16 +25,21 @@ def tiny_dataset(n_patients: int = 24, seed: int = 0) -> MultiInstanceDataset:
 
 
 def make_trainer(max_epochs: int = 2, seed: int = 0, amp: bool = False, amp_dtype=torch.bfloat16, lr: float = 1e-2,
-                 grad_clip_norm=None, num_workers: int = 0):
+                 grad_clip_norm=None, num_workers: int = 0, epoch_length: int | None = None):
+    """Trainer, model, optimizer, scheduler and dataset of a tiny contrastive run (3 batches of 8 per pass).
+
+    ``epoch_length`` (iterations per Ignite epoch, default one pass) shorter than a pass makes Ignite keep the loader
+    iterator across epochs, so epochs end mid-pass.
+    """
     torch.manual_seed(seed)
     ds = tiny_dataset(seed=seed)
     loader = SeededDataLoader(ds, seed=seed, batch_size=8, shuffle=True, num_workers=num_workers)
     model = ContrastiveModel(tiny_encoder(), ProjectionHead(16, 32, 8))
     opt = build_optimizer(model, "adamw", lr=lr)
-    sched = warmup_cosine_schedule(opt, warmup_steps=2, total_steps=max_epochs * len(loader))
+    sched = warmup_cosine_schedule(opt, warmup_steps=2, total_steps=max_epochs * (epoch_length or len(loader)))
     trainer = ContrastiveTrainer(device="cpu", max_epochs=max_epochs, train_data_loader=loader, network=model,
                                  optimizer=opt, loss_function=NTXentLoss(0.2), amp=amp, amp_dtype=amp_dtype,
-                                 grad_clip_norm=grad_clip_norm)
+                                 grad_clip_norm=grad_clip_norm, epoch_length=epoch_length)
     from monai.handlers import LrScheduleHandler
 
     LrScheduleHandler(sched, epoch_level=False, print_lr=False).attach(trainer)
