@@ -272,6 +272,14 @@ def test_typo_and_missing_paths_name_the_key(tmp_path):
     assert any("config key 'ckpt_path'" in str(e) for e in error_chain(err.value))
 
 
+def test_amp_on_cpu_warns_and_trains_fp32(tmp_path):
+    # MONAI's SupervisedTrainer autocasts only on CUDA: --amp True on CPU ran fp32 without a word
+    wf = make_workflow(NAME, output_dir=str(tmp_path), amp=True, device="$torch.device('cpu')", **TINY)
+    with pytest.warns(UserWarning, match=r"config key 'amp': amp=True on device cpu.*trains in fp32"):
+        trainer = wf.parser.get_parsed_content("train#trainer")
+    assert trainer.amp is False and trainer.scaler is None
+
+
 def test_cli_train_from_a_copy_of_the_bundle(tmp_path):
     """``python -m monai.bundle run`` in a copy of the bundle folder (bundle_root and data found on their own)."""
     bundle = tmp_path / NAME
