@@ -9,6 +9,8 @@ import csv
 import json
 import logging
 import os
+import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,25 @@ def _keep_frozen_in_eval(frozen: Sequence[nn.Module]) -> Callable:
     return hook
 
 
+def _check_stem_stride(network: nn.Module, pretrained_ckpt: str | os.PathLike) -> None:
+    """Warn when the encoder export's sidecar (``<ckpt>.json``, see ``export_encoder``) records a
+    ``conv1_t_stride`` other than the stride of ``network.conv1``: the weights fit, but the filters see another scale."""
+    sidecar = Path(f"{pretrained_ckpt}.json")
+    conv1 = getattr(network, "conv1", None)
+    if not sidecar.is_file() or not isinstance(getattr(conv1, "stride", None), tuple):
+        return
+    try:
+        target = str(json.loads(sidecar.read_text()).get("target", ""))
+    except (OSError, ValueError, AttributeError):
+        return
+    found = re.search(r"conv1_t_stride\s*=\s*(\d+)", target)
+    if found and int(found.group(1)) != conv1.stride[0]:
+        warnings.warn(f"pretrained_ckpt {pretrained_ckpt}: the encoder was pretrained with conv1_t_stride="
+                      f"{found.group(1)} ({sidecar.name}: {target}), the classifier's conv1 has stride "
+                      f"{conv1.stride[0]} (config key 'stem_stride'): the weights load, but every filter sees the "
+                      f"image at another scale; set --stem_stride {found.group(1)}", stacklevel=3)
+
+
 def prepare_network(
     network: nn.Module,
     pretrained_ckpt: str | os.PathLike | None = None,
@@ -191,6 +212,9 @@ def prepare_network(
         head_name: name of the head child module.
         min_loaded_fraction: passed to ``load_pretrained``.
 
+    A ``conv1_t_stride`` in the ``target`` of the checkpoint's sidecar (``<pretrained_ckpt>.json``, written by the
+    pretraining bundles' encoder export) that differs from the stride of ``network.conv1`` is warned about.
+
     Raises:
         ValueError: unknown ``mode`` or head, or a checkpoint that does not fit (see ``load_pretrained``).
         FileNotFoundError: ``pretrained_ckpt`` does not exist (naming the config key).
@@ -205,6 +229,7 @@ def prepare_network(
                                  min_loaded_fraction=min_loaded_fraction, verbose=False)
         logger.info("pretrained_ckpt %s: loaded %d tensors (%.0f%%), missing %s", pretrained_ckpt,
                     len(report.loaded), 100 * report.loaded_fraction, sorted(report.missing))
+        _check_stem_stride(network, pretrained_ckpt)
     elif mode == "linear_probe":
         logger.warning("mode=linear_probe without pretrained_ckpt: probing a randomly initialised encoder")
     if mode == "linear_probe":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ __all__ = [
     "active_parser",
     "check_config_keys",
     "choose",
+    "cuda_amp",
     "default_bundle_root",
     "default_dataset_dir",
     "require_path",
@@ -150,6 +152,21 @@ def choose(options: Mapping[str, Any], name: str, key: str, choices: Sequence[st
     if name not in valid or options.get(name) is None:
         raise ValueError(f"config key '{key}': unknown choice {name!r}; choose from {valid}")
     return options[name]
+
+
+def cuda_amp(amp: bool, device: Any, key: str = "amp") -> bool:
+    """``amp`` for MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator``, which autocast only on CUDA.
+
+    Their ``amp=True`` wraps the step in ``torch.autocast("cuda")``: on a CPU device nothing is autocast and the run
+    is plain fp32 without a word. Here ``amp=True`` on a non-CUDA ``device`` warns, naming the config ``key``, and
+    returns False (the fp32 run it would have been anyway, without MONAI's disabled CUDA ``GradScaler``).
+    """
+    if amp and getattr(device, "type", str(device).split(":")[0]) != "cuda":
+        warnings.warn(f"config key '{key}': amp=True on device {device}: MONAI's SupervisedTrainer autocasts only on "
+                      f"CUDA, so this run trains in fp32 (no mixed precision); set --{key} False to silence this",
+                      stacklevel=2)
+        return False
+    return bool(amp)
 
 
 def _flat_keys(config: Any, prefix: str = "") -> Iterable[tuple[str, Mapping]]:

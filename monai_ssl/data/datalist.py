@@ -270,19 +270,57 @@ def _check_dicom(ds: Any, check_pixels: bool) -> str | None:
 
 def _scan_files(folder: Path, recursive: bool) -> tuple[list[Path], list[SkippedFile]]:
     """The regular files under ``folder`` (sorted), and the entries that are not, with why (never opened: a FIFO
-    named ``x.dcm`` would block the scan forever)."""
-    files, skipped = [], []
-    for path in sorted(folder.rglob("*") if recursive else folder.iterdir()):
+    named ``x.dcm`` would block the scan forever).
+
+    Symlinked folders are followed (``Path.rglob`` left their series out without a word), unless they point into
+    the scanned tree or to a folder already scanned (a loop, or a second link to it): those are reported, as is a
+    symlinked file whose target lies inside the tree (it is listed once, under its own path), and a folder that
+    cannot be listed.
+    """
+    root = Path(os.path.realpath(folder))
+    files: list[Path] = []
+    skipped: list[SkippedFile] = []
+    scanned: dict[str, str] = {}  # real path of every folder walked -> the path it was walked as
+
+    def inside(real: Path) -> bool:
+        return real == root or root in real.parents
+
+    def walk(d: Path) -> None:
+        scanned[os.path.realpath(d)] = str(d)
         try:
-            mode = path.stat().st_mode
-        except OSError as e:  # a dangling symlink, a permission error
-            skipped.append(SkippedFile(str(path), f"cannot stat the file ({type(e).__name__}: {e.strerror or e})"))
-            continue
-        if stat.S_ISREG(mode):
-            files.append(path)
-        elif not stat.S_ISDIR(mode):
-            skipped.append(SkippedFile(str(path), f"not a regular file but {file_kind(mode)}; not opened"))
-    return files, skipped
+            entries = sorted(d.iterdir())
+        except OSError as e:
+            skipped.append(SkippedFile(str(d), f"cannot list the folder ({type(e).__name__}: {e.strerror or e})"))
+            return
+        for path in entries:
+            try:
+                mode = path.stat().st_mode
+            except OSError as e:  # a dangling symlink, a permission error
+                skipped.append(SkippedFile(str(path), f"cannot stat the file ({type(e).__name__}: {e.strerror or e})"))
+                continue
+            real = Path(os.path.realpath(path)) if path.is_symlink() else None
+            if stat.S_ISDIR(mode):
+                if not recursive:
+                    continue
+                if real is not None and str(real) in scanned:
+                    skipped.append(SkippedFile(str(path), f"symlinked folder to {real}, already scanned as "
+                                                          f"{scanned[str(real)]}; not followed (a loop or a second link)"))
+                elif real is not None and inside(real):
+                    skipped.append(SkippedFile(str(path), f"symlinked folder to {real}, inside the scanned folder: "
+                                                          "its files are scanned there; not followed"))
+                else:
+                    walk(path)
+            elif stat.S_ISREG(mode):
+                if real is not None and inside(real):
+                    skipped.append(SkippedFile(str(path), f"symlink to {real}, a file inside the scanned folder: "
+                                                          "listed there, not twice"))
+                else:
+                    files.append(path)
+            else:
+                skipped.append(SkippedFile(str(path), f"not a regular file but {file_kind(mode)}; not opened"))
+
+    walk(folder)
+    return sorted(files), sorted(skipped, key=lambda s: Path(s.path))
 
 
 def _dicom_item(ds: Any, path: Path) -> dict[str, Any]:
@@ -331,7 +369,8 @@ def datalist_from_dicom(
     DICOM, cannot be parsed, has no or empty (0-length) pixel data (structured reports, RT plans...), lacks
     Rows/Columns, has truncated uncompressed pixel data, or (``check_pixels=True``) its pixels cannot be decoded.
     Entries that are not regular files (FIFOs, sockets, devices) or cannot be stat'ed (dangling links) are skipped
-    and reported without being opened. Whether a file is DICOM is decided by its content, whatever its name
+    and reported without being opened. Symlinked series folders are followed; a symlink into the scanned tree (its
+    files are listed at their own path) or back to a folder already scanned (a loop) is reported, not followed. Whether a file is DICOM is decided by its content, whatever its name
     (``.dcm``, Siemens ``.IMA``, no extension).
 
     Args:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -58,7 +59,9 @@ class SSLTrainer(Trainer):
         loss_function: the SSL loss (used by subclasses).
         prepare_batch: batch preparation; defaults to moving every tensor of the batch dict to ``device``.
         amp: use automatic mixed precision.
-        amp_dtype: ``torch.bfloat16`` (default) or ``torch.float16`` (adds a ``GradScaler``).
+        amp_dtype: ``torch.bfloat16`` (default) or ``torch.float16`` (adds a ``GradScaler``; the steps it skips on
+            inf/NaN gradients are counted in ``skipped_steps`` and a run that skipped 1 % or more ends with a warning --
+            on CPU a short fp16 run can skip every step while the scale comes down from 65536).
         grad_clip_norm: clip the global gradient norm to this value (None: no clipping).
     """
 
@@ -114,10 +117,19 @@ class SSLTrainer(Trainer):
         self.grad_clip_norm = grad_clip_norm
         use_scaler = amp and amp_dtype == torch.float16
         self.grad_scaler = torch.amp.GradScaler(torch.device(device).type, enabled=use_scaler)
+        self.skipped_steps = 0  # optimizer steps the fp16 GradScaler skipped (inf/NaN gradients) in this run
+        self._steps = 0  # optimizer steps tried in this run (a resumed run starts at a later iteration)
 
     def run(self) -> None:  # noqa: D102 - keep our scaler (MONAI's Trainer.run makes a CUDA-only one)
         self.scaler = self.grad_scaler
+        self.skipped_steps = self._steps = 0
         super(Trainer, self).run()
+        if self.skipped_steps and 100 * self.skipped_steps >= self._steps:  # a few early skips of a long run are normal
+            warnings.warn(
+                f"amp_dtype=float16: the GradScaler skipped {self.skipped_steps} of {self._steps} optimizer "
+                f"steps (inf/NaN gradients while the loss scale came down to {self.grad_scaler.get_scale():g}); the "
+                f"weights moved in only {self._steps - self.skipped_steps} steps"
+                + (" -- on CPU use amp_dtype=bfloat16" if self.state.device.type == "cpu" else ""), stacklevel=2)
 
     def compute_loss(self, engine: SSLTrainer, batch: dict) -> dict[str, Any]:
         """Forward pass and loss for one prepared batch; must return a dict with ``SSLKeys.LOSS``."""
@@ -142,8 +154,11 @@ class SSLTrainer(Trainer):
         if engine.grad_clip_norm is not None:
             engine.grad_scaler.unscale_(engine.optimizer)
             torch.nn.utils.clip_grad_norm_(engine.network.parameters(), engine.grad_clip_norm)
+        scale = engine.grad_scaler.get_scale()
         engine.grad_scaler.step(engine.optimizer)
         engine.grad_scaler.update()
+        engine._steps += 1
+        engine.skipped_steps += int(engine.grad_scaler.is_enabled() and engine.grad_scaler.get_scale() < scale)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         engine.state.output = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in output.items()}
         return engine.state.output

@@ -14,6 +14,7 @@ from .augmentation import (
 from .intensity import (
     CLAHE,
     CT_WINDOWS,
+    MIN_IMAGE_SIZE,
     CheckImage,
     CheckImaged,
     CheckImageD,

@@ -22,6 +22,7 @@ from .io import _float_or_nan
 __all__ = [
     "CheckImage", "CheckImaged", "HUWindow", "HUWindowd", "DicomWindow", "DicomWindowd", "CLAHE", "CLAHEd",
     "RGBToGray", "RGBToGrayd", "N4BiasFieldCorrection", "N4BiasFieldCorrectiond", "CT_WINDOWS",
+    "MIN_IMAGE_SIZE",
     "CheckImageD", "CheckImageDict", "HUWindowD", "HUWindowDict", "DicomWindowD", "DicomWindowDict", "CLAHED",
     "CLAHEDict", "RGBToGrayD", "RGBToGrayDict", "N4BiasFieldCorrectionD", "N4BiasFieldCorrectionDict",
 ]
@@ -35,6 +36,10 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
     "brain": (40.0, 80.0),
     "liver": (60.0, 160.0),
 }
+
+
+#: Smallest in-plane side (px) the presets accept: a 1 x 1 (or 4 x 7) "image" is a broken file, not a picture.
+MIN_IMAGE_SIZE = 8
 
 
 def _source(img: Any) -> str:
@@ -54,7 +59,8 @@ class CheckImage(Transform):
     """Validate an image before it enters a pipeline; returns it unchanged.
 
     Checks: it is an array/tensor, it has ``spatial_dims`` spatial dimensions after the channel (if given), no
-    spatial size is 0, and (``allow_nonfinite=False``) every value is finite. A constant image is refused
+    spatial size is 0, the two in-plane sides (the first two spatial dims; a volume may hold a single slice) are
+    at least ``min_size``, and (``allow_nonfinite=False``) every value is finite. A constant image is refused
     when ``allow_constant=False`` (a blank frame normalises to NaN or to all zeros). With ``modalities``, an
     image whose metadata names a DICOM ``Modality`` outside that set is refused (an MR slice in a CT chain would
     otherwise be "windowed" in Hounsfield units without complaint); images without that tag (NIfTI, PNG) pass.
@@ -63,6 +69,7 @@ class CheckImage(Transform):
         spatial_dims: expected number of spatial dims (2 or 3), or None for any.
         allow_nonfinite: accept NaN/inf values.
         allow_constant: accept images whose values are all equal.
+        min_size: smallest accepted in-plane side in pixels (the presets use :data:`MIN_IMAGE_SIZE`).
         modalities: accepted DICOM Modality codes (e.g. ``("CT",)``), or None for any.
 
     Raises:
@@ -70,8 +77,9 @@ class CheckImage(Transform):
     """
 
     def __init__(self, spatial_dims: int | None = None, allow_nonfinite: bool = False, allow_constant: bool = True,
-                 modalities: Sequence[str] | None = None):
+                 modalities: Sequence[str] | None = None, min_size: int = 1):
         self.spatial_dims = spatial_dims
+        self.min_size = int(min_size)
         self.allow_nonfinite = allow_nonfinite
         self.allow_constant = allow_constant
         self.modalities = None if modalities is None else {m.upper() for m in modalities}
@@ -87,6 +95,10 @@ class CheckImage(Transform):
             )
         if img.ndim < 2 or any(s == 0 for s in img.shape):
             raise ValueError(f"empty image: shape {tuple(img.shape)}{src}")
+        if min(img.shape[1:3]) < self.min_size:
+            raise ValueError(f"image of {' x '.join(map(str, img.shape[1:]))} px is smaller than the minimum of "
+                             f"{self.min_size} px per side (min_size): not a usable picture, likely a broken or "
+                             f"placeholder file{src}")
         modality = str((getattr(img, "meta", None) or {}).get("Modality", "") or "").upper()
         if self.modalities is not None and modality and modality not in self.modalities:
             raise ValueError(f"DICOM Modality '{modality}' where this chain expects {sorted(self.modalities)}{src}")
@@ -96,7 +108,8 @@ class CheckImage(Transform):
             if bad:
                 raise ValueError(f"image has {bad} non-finite (NaN/inf) values of {t.numel()}{src}")
         if not self.allow_constant and t.numel() and bool((t == t.reshape(-1)[0]).all()):
-            raise ValueError(f"image is constant (every value {t.reshape(-1)[0].item()}){src}")
+            raise ValueError(f"image is constant (every value {t.reshape(-1)[0].item()}): a blank image, it would "
+                             f"normalise to all zeros or NaN and teach nothing{src}")
         return img
 
 

@@ -124,6 +124,24 @@ def test_pretrained_finetune_starts_from_the_encoder(tmp_path):
         prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "mae_vit", "finetune")
 
 
+def test_stem_stride_mismatch_with_the_export_warns(tmp_path):
+    # a stride-1 encoder export (its sidecar's target) loaded into the stride-2 classifier without a word
+    import warnings
+
+    from monai_ssl.bundle.classification import prepare_network
+
+    _fake_encoder(tmp_path / "encoder.pt")
+    sidecar = tmp_path / "encoder.pt.json"
+    target = "monai.networks.nets.resnet18(spatial_dims=2, n_input_channels=1, conv1_t_stride={})"
+    sidecar.write_text(json.dumps({"bundle": "micle_pretrain", "target": target.format(1)}))
+    with pytest.warns(UserWarning, match=r"conv1_t_stride=1 .*conv1 has stride 2 \(config key 'stem_stride'\)"):
+        prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"))
+    sidecar.write_text(json.dumps({"bundle": "micle_pretrain", "target": target.format(2)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matching strides: silent
+        prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"))
+
+
 def test_diverged_weights_are_not_loaded(tmp_path):
     """Issue 21 (4): an encoder export with weights up to 9.7e28 loaded "100 %" into the classifier, and a model.pt
     with inf buffers gave ``nan,nan,other`` predictions; both are refused, naming the tensors."""
@@ -270,6 +288,14 @@ def test_typo_and_missing_paths_name_the_key(tmp_path):
     with pytest.raises(Exception) as err:
         wf.initialize()
     assert any("config key 'ckpt_path'" in str(e) for e in error_chain(err.value))
+
+
+def test_amp_on_cpu_warns_and_trains_fp32(tmp_path):
+    # MONAI's SupervisedTrainer autocasts only on CUDA: --amp True on CPU ran fp32 without a word
+    wf = make_workflow(NAME, output_dir=str(tmp_path), amp=True, device="$torch.device('cpu')", **TINY)
+    with pytest.warns(UserWarning, match=r"config key 'amp': amp=True on device cpu.*trains in fp32"):
+        trainer = wf.parser.get_parsed_content("train#trainer")
+    assert trainer.amp is False and trainer.scaler is None
 
 
 def test_cli_train_from_a_copy_of_the_bundle(tmp_path):

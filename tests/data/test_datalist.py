@@ -54,6 +54,23 @@ def test_dicom_scan_decode_check(dicom_folder):
     assert len(scan.datalist) == 2
 
 
+def test_dicom_scan_follows_symlinked_series_and_reports_loops(dicom_folder, tmp_path):
+    # rglob left a symlinked series folder out of the datalist and out of the skip report
+    outside = tmp_path / "elsewhere" / "series1"
+    outside.mkdir(parents=True)
+    shutil.copy(_dcm("CT_small.dcm"), outside / "slice1.dcm")
+    (dicom_folder / "linked_series").symlink_to(outside, target_is_directory=True)
+    (dicom_folder / "sub" / "loop").symlink_to(dicom_folder, target_is_directory=True)
+    (dicom_folder / "ct_again.dcm").symlink_to(dicom_folder / "ct.dcm")
+    scan = datalist_from_dicom(dicom_folder)
+    assert str(dicom_folder / "linked_series" / "slice1.dcm") in [x["image"] for x in scan.datalist]
+    assert sum(x["image"].endswith("ct.dcm") for x in scan.datalist) == 1  # listed once, not via its link
+    reasons = {s.path: s.reason for s in scan.skipped}
+    assert "not followed (a loop" in reasons[str(dicom_folder / "sub" / "loop")]
+    assert "inside the scanned folder: listed there, not twice" in reasons[str(dicom_folder / "ct_again.dcm")]
+    assert datalist_from_dicom(dicom_folder, level="series").datalist  # the series level sees the same files
+
+
 def test_dicom_scan_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         datalist_from_dicom(tmp_path / "nowhere")

@@ -42,3 +42,11 @@ def test_group_ids_from_string_patient_ids():
     trainer.group_key = "patient_id"
     ids = trainer._group_ids({"patient_id": ["a", "b", "a"]}, torch.device("cpu"))
     assert ids[0] == ids[2] and ids[0] != ids[1]
+
+
+def test_fp16_skipped_steps_warn():
+    # on CPU the fp16 GradScaler's first steps overflow at scale 65536: a 3-step run skips all of them
+    trainer, model, *_ = make_trainer(max_epochs=1, amp=True, amp_dtype=torch.float16)
+    with pytest.warns(UserWarning, match=r"amp_dtype=float16: the GradScaler skipped 3 of 3 optimizer steps.*bfloat16"):
+        trainer.run()
+    assert trainer.skipped_steps == 3

@@ -109,3 +109,21 @@ def test_us_despeckle_smooths(dcm):
     assert smooth.shape == plain.shape
     tv = lambda x: (x[..., 1:, :] - x[..., :-1, :]).abs().mean()  # noqa: E731 - total variation
     assert tv(smooth) < tv(plain)
+
+
+@pytest.mark.parametrize(
+    "preset,pixels,match",
+    [(XRayPresetd, np.full((64, 64), 128, np.uint8), r"image is constant \(every value 128.*blank"),
+     (XRayPresetd, np.full((1, 1), 77, np.uint8), r"image of 1 x 1 px is smaller than the minimum of 8 px per side"),
+     (USPresetd, np.zeros((48, 64), np.uint8), r"image is constant \(every value 0"),
+     (USPresetd, np.arange(5 * 40, dtype=np.uint8).reshape(5, 40), r"image of 5 x 40 px is smaller")],
+)
+def test_preset_refuses_blank_and_tiny_images_naming_the_file(tmp_path, preset, pixels, match):
+    # a blank PNG and a 1 x 1 PNG went through every preset (resized to 224 px, all zeros) without a word
+    from PIL import Image
+
+    path = tmp_path / "odd.png"
+    Image.fromarray(pixels).save(path)
+    with pytest.raises(RuntimeError) as info:
+        preset(spatial_size=32)({"image": str(path)})
+    assert __import__("re").search("ValueError: key 'image': " + match + r".*odd\.png", _chain(info.value))
