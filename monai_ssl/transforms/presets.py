@@ -3,8 +3,8 @@
 Each preset is a dictionary ``Compose`` that can be used alone or as the deterministic head of a longer chain
 (e.g. followed by :class:`~monai_ssl.transforms.RandMultiViewd`). All outputs are float32 MetaTensors in [0, 1]
 (CT: one channel per window), resized to ``spatial_size`` when it is given (aspect ratio kept, then padded).
-Every preset first refuses, naming the file, a blank (constant) image and one under
-:data:`~monai_ssl.transforms.intensity.MIN_IMAGE_SIZE` px per in-plane side.
+Every preset first refuses, naming the file, a blank (constant) image and a 2D one under
+:data:`~monai_ssl.transforms.intensity.MIN_IMAGE_SIZE` px per side.
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ PRESET_MODALITIES = {
     "us": ("US", "IVUS", "OT"),
 }
 
-# every preset refuses blank (constant) images and images under MIN_IMAGE_SIZE px per in-plane side, naming the file
-_REFUSE = {"allow_constant": False, "min_size": MIN_IMAGE_SIZE}
+
+def _refuse(spatial_dims: int) -> dict:
+    """Every preset refuses blank (constant) images, and 2D ones under MIN_IMAGE_SIZE px per side, naming the file
+    (a volume may be thin, or coarse after resampling to a training spacing: its sides are not checked)."""
+    return {"allow_constant": False, "min_size": MIN_IMAGE_SIZE if spatial_dims == 2 else 1}
 
 
 def _resize_pad(keys: KeysCollection, spatial_size: int | Sequence[int] | None, spatial_dims: int) -> list:
@@ -71,7 +74,8 @@ class CTPresetd(Compose):
     def __init__(self, keys: KeysCollection = "image", windows=("mediastinum",), crop_body: bool = True,
                  body_threshold: float = -500.0, spatial_size=None, spatial_dims: int = 2, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["ct"], **_REFUSE))
+        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["ct"],
+                                 **_refuse(spatial_dims)))
         if crop_body:
             chain.append(CropForegroundd(keys, source_key=_first(keys), select_fn=partial(_above, threshold=body_threshold),
                                          allow_smaller=True))
@@ -95,7 +99,8 @@ class MRPresetd(Compose):
                  zscore: bool = False, nonzero: bool = True, n4: bool = False, spatial_size=None,
                  spatial_dims: int = 3, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["mr"], **_REFUSE))
+        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["mr"],
+                                 **_refuse(spatial_dims)))
         if n4:
             chain.append(N4BiasFieldCorrectiond(keys))
         chain.append(ScaleIntensityRangePercentilesd(keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0,
@@ -121,7 +126,7 @@ class XRayPresetd(Compose):
     def __init__(self, keys: KeysCollection = "image", percentiles=(0.5, 99.5), use_header_window: bool = True,
                  clahe: bool = False, spatial_size=224, num_channels: int = 1, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["xray"], **_REFUSE), RGBToGrayd(keys)]
+        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["xray"], **_refuse(2)), RGBToGrayd(keys)]
         if use_header_window:
             chain.append(DicomWindowd(keys, fallback_percentiles=percentiles))
         else:
@@ -146,7 +151,7 @@ class USPresetd(Compose):
                  fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
-        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["us"], **_REFUSE), RGBToGrayd(keys)]
+        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["us"], **_refuse(2)), RGBToGrayd(keys)]
         if fan_crop:
             chain.append(USFanCropd(keys))
         if despeckle_radius > 0:
