@@ -1,4 +1,5 @@
-"""Child of ``test_distributed.py`` (run by ``torchrun --nproc_per_node 2``): rank 1's second batch holds NaN pixels.
+"""Child of ``test_distributed.py`` (run by ``torchrun --nproc_per_node 2``, or forked by
+:func:`tests.forked_ranks.run_ranks`): rank 1's second batch holds NaN pixels.
 
 Writes ``<out>/rank<r>.json`` with what NaNGuard raised, the iteration reached, and whether the weights are the
 post-iteration-1 ones and equal across ranks.
@@ -22,9 +23,8 @@ from monai_ssl.losses import NTXentLoss
 from monai_ssl.networks import ContrastiveModel, ProjectionHead
 
 
-def main(out: Path) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo")
+def train_with_nan_on_rank_1(out: Path) -> dict:
+    """Three steps of DDP contrastive training in the initialised process group; returns (and writes) the result."""
     rank = dist.get_rank()
     torch.manual_seed(0)
     encoder = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
@@ -52,6 +52,13 @@ def main(out: Path) -> None:
               "equal_across_ranks": all(torch.equal(everyone[0], w) for w in everyone),
               "weights_of_last_good_step": bool(snapshots) and torch.equal(weights, snapshots[-1])}
     (out / f"rank{rank}.json").write_text(json.dumps(result))
+    return result
+
+
+def main(out: Path) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    train_with_nan_on_rank_1(out)
     dist.destroy_process_group()
 
 

@@ -23,22 +23,42 @@ from .conftest import DATA, REPO
 pytestmark = [pytest.mark.usefixtures("one_thread")]
 
 
+def _assert_every_rank_stopped_at_the_nan_step(results: list[dict]) -> None:
+    assert len(results) == 2
+    for r in results:
+        assert r["error"] is not None, "a rank trained on past the NaN step"
+        assert "non-finite loss on rank(s) [1] of 2" in r["error"] and "iteration 2" in r["error"]
+        assert r["iteration"] == 2 and r["completed_iterations"] == 1
+        assert r["equal_across_ranks"] and r["weights_of_last_good_step"]
+
+
+@pytest.mark.dist
+@pytest.mark.timeout(120)
+def test_nan_on_one_rank_stops_every_rank_forked(tmp_path):
+    """The default-suite form: 2 gloo ranks forked from this process (no interpreter start-up), 3 steps; a hang in
+    the all-reduce fails at the 60 s join."""
+    from tests.forked_ranks import run_ranks
+
+    from ._dist_nan_child import train_with_nan_on_rank_1
+
+    results = run_ranks(lambda rank: train_with_nan_on_rank_1(tmp_path), tmp_path / "ranks", timeout=60)
+    _assert_every_rank_stopped_at_the_nan_step(results)
+    assert results == [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
 @pytest.mark.dist
 @pytest.mark.slow  # two fresh interpreters importing monai: ~40 s idle, 2+ min on a shared 2-core box
 @pytest.mark.timeout(300)
 def test_nan_on_one_rank_stops_every_rank(tmp_path):
+    """The same under ``torchrun`` (its launcher and ``env://`` rendezvous)."""
     child = Path(__file__).with_name("_dist_nan_child.py")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29553",
            str(child), str(tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, cwd=REPO, env=env, text=True, capture_output=True, timeout=280)  # a hang fails here
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    for r in results:
-        assert r["error"] is not None, "a rank trained on past the NaN step"
-        assert "non-finite loss on rank(s) [1] of 2" in r["error"] and "iteration 2" in r["error"]
-        assert r["iteration"] == 2 and r["completed_iterations"] == 1
-        assert r["equal_across_ranks"] and r["weights_of_last_good_step"]
+    _assert_every_rank_stopped_at_the_nan_step([json.loads((tmp_path / f"rank{r}.json").read_text())
+                                                for r in (0, 1)])
 
 
 def _bags(n_items: int = 90) -> MultiInstanceDataset:

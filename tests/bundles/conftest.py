@@ -88,6 +88,45 @@ def run_torchrun(bundle: str, overrides: dict, output_dir: Path, port: int) -> N
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
+def _bundle_rank(rank: int, bundle: str, overrides: dict, output_dir: str) -> dict:
+    """One rank of :func:`run_forked_ranks`: the workflow, then what the test compares across ranks."""
+    import hashlib
+
+    import torch
+
+    wf = run_workflow(bundle, "train", "multi_gpu", output_dir=output_dir, **overrides)
+    net = wf.parser.get_parsed_content("network")
+    digest = hashlib.sha256()
+    # the parameters: DDP all-reduces their gradients, so they stay equal; buffers (BatchNorm statistics) are
+    # broadcast from rank 0 at the start of each forward and so differ after the last one
+    for name, value in getattr(net, "module", net).named_parameters():
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return {"ddp": isinstance(net, torch.nn.parallel.DistributedDataParallel),
+            "iteration": wf.parser.get_parsed_content("train#trainer").state.iteration,
+            "weights": digest.hexdigest(),
+            "indices": [int(i) for i in wf.parser.get_parsed_content("train#sampler")]}
+
+
+def run_forked_ranks(bundle: str, overrides: dict, output_dir: Path, workdir: Path, timeout: float = 240) -> list[dict]:
+    """``train.yaml`` + ``multi_gpu.yaml`` of ``bundle`` on 2 gloo ranks forked from this process (the default-suite
+    stand-in for :func:`run_torchrun`: no interpreter start-up). Per rank: whether the network is DDP-wrapped, the
+    iterations trained, a digest of the trained parameters and the sampler's last indices."""
+    from tests.forked_ranks import run_ranks
+
+    return run_ranks(_bundle_rank, workdir, bundle, overrides, str(output_dir), timeout=timeout)
+
+
+def assert_ranks_agree(ranks: list[dict], iterations: int, disjoint: bool = True) -> None:
+    """Both ranks ran DDP for ``iterations`` steps on different data and ended with the same parameters."""
+    assert len(ranks) == 2 and all(r["ddp"] for r in ranks), "the network is not DDP-wrapped"
+    assert [r["iteration"] for r in ranks] == [iterations] * 2
+    assert ranks[0]["indices"] != ranks[1]["indices"], "both ranks drew the same items"
+    if disjoint:
+        assert not set(ranks[0]["indices"]) & set(ranks[1]["indices"]), "an item on both ranks"
+    assert ranks[0]["weights"] == ranks[1]["weights"], "the ranks' weights diverged (gradients not all-reduced)"
+
+
 @pytest.fixture(scope="session")
 def micle_run(tmp_path_factory):
     """One tiny MICLe epoch through the Python API (shared by several tests)."""

@@ -355,6 +355,22 @@ def test_resume_continues_from_checkpoint(cls_run, tmp_path):
     assert (trainer.state.epoch, trainer.state.iteration) == (2, 2 * TINY["epoch_length"])
 
 
+@pytest.mark.dist
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_forked(tmp_path):
+    """multi_gpu.yaml on 2 forked gloo ranks (the default-suite form of the torchrun test): DDP, disjoint
+    DistributedSampler shards, equal weights after the all-reduced steps, rank 0's files without the DDP prefix."""
+    from .conftest import assert_ranks_agree, run_forked_ranks
+
+    out = tmp_path / "out"
+    ranks = run_forked_ranks(NAME, {**TINY, "data_limit": 16}, out, tmp_path / "ranks")
+    assert_ranks_agree(ranks, TINY["epoch_length"])
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into model.pt"
+    ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY['epoch_length']}.pt", weights_only=True)
+    assert set(ckpt["network"]) == set(state)
+
+
 @pytest.mark.slow
 @pytest.mark.dist
 def test_torchrun_two_processes_gloo(tmp_path):

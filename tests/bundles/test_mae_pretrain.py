@@ -215,6 +215,25 @@ def test_multi_gpu_config_per_rank(tmp_path, monkeypatch, rank):
 
 
 @pytest.mark.dist
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_forked(tmp_path):
+    """multi_gpu.yaml on 2 forked gloo ranks (the default-suite form of the torchrun test): DDP-wrapped Swin-MAE,
+    rank-seeded samplers drawing differently, equal weights after the all-reduced steps, rank-0-only checkpoint,
+    export and TensorBoard log."""
+    from .conftest import assert_ranks_agree, run_forked_ranks
+
+    out = tmp_path / "out"
+    ranks = run_forked_ranks("mae_pretrain", {**TINY_MAE, "image_every_n_epochs": 1}, out, tmp_path / "ranks")
+    assert_ranks_agree(ranks, TINY_MAE["epoch_length"], disjoint=False)  # a weighted sampler per rank, not shards
+    ckpt = torch.load(out / "checkpoints" / f"checkpoint_{TINY_MAE['epoch_length']}.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in ckpt["network"]), "DDP wrapper leaked into the checkpoint"
+    encoder = torch.load(out / "encoder.pt", weights_only=True)
+    assert encoder and all(k.startswith("swinViT.") for k in encoder)
+    assert sorted(p.name for p in (out / "reconstructions").iterdir()) == ["reconstruction_epoch0001.png"]
+    assert len(list((out / "logs").glob("events.out.tfevents.*"))) == 1  # one writer, not one per process
+
+
+@pytest.mark.dist
 @pytest.mark.slow  # ~1 min on an idle 2-core box, 3+ min when it is shared
 @pytest.mark.timeout(600)
 def test_torchrun_two_processes_gloo(tmp_path):

@@ -167,6 +167,22 @@ def test_cli_typo_error_is_clear(tmp_path):
     assert "unknown config key(s) 'max_epoch' (did you mean 'max_epochs'?)" in proc.stderr
 
 
+@pytest.mark.dist
+@pytest.mark.timeout(300)
+def test_two_gloo_ranks_forked(tmp_path):
+    """multi_gpu.yaml on 2 forked gloo ranks (the default-suite form of the torchrun test): DDP, disjoint patient
+    shards, gathered NT-Xent, equal weights after the all-reduced steps, rank 0's export without the DDP prefix."""
+    from .conftest import assert_ranks_agree, run_forked_ranks
+
+    out = tmp_path / "out"
+    ranks = run_forked_ranks("micle_pretrain", {**TINY_MICLE, "data_limit": 24}, out, tmp_path / "ranks")
+    assert_ranks_agree(ranks, TINY_MICLE["epoch_length"])
+    state = torch.load(out / "encoder.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in state), "DDP wrapper leaked into the export"
+    ckpt = torch.load(out / f"checkpoints/checkpoint_{TINY_MICLE['epoch_length']}.pt", weights_only=True)
+    assert all(torch.equal(state[k], ckpt["network"][f"encoder.{k}"]) for k in state)
+
+
 @pytest.mark.slow
 @pytest.mark.dist
 def test_torchrun_two_processes_gloo(tmp_path):
