@@ -11,9 +11,11 @@ the environment ``torchrun`` would give it (``RANK``, ``LOCAL_RANK``, ``WORLD_SI
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -26,6 +28,8 @@ __all__ = ["run_ranks"]
 def _rank_main(fn: Callable[..., Any], rank: int, world_size: int, workdir: Path, args: tuple) -> None:
     code = 1
     payload: dict[str, Any] = {}
+    stacks = open(workdir / f"rank{rank}.stacks", "w")  # noqa: SIM115 - open until os._exit
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)  # the test process asks on a hang
     try:
         import torch
         import torch.distributed as dist
@@ -61,7 +65,7 @@ def run_ranks(fn: Callable[..., Any], workdir: str | Path, *args: Any, world_siz
         args: more arguments of ``fn``.
         world_size: number of ranks.
         timeout: seconds for all ranks together; a rank still running then is killed and the test fails (a hang,
-            e.g. one rank left waiting in a collective).
+            e.g. one rank left waiting in a collective). Once a rank has failed, the others get 10 s more.
 
     Raises:
         AssertionError: a rank raised (its traceback is in the message), died without a result, or hung.
@@ -74,9 +78,15 @@ def run_ranks(fn: Callable[..., Any], workdir: str | Path, *args: Any, world_siz
     for p in procs:
         p.start()
     deadline = time.monotonic() + timeout
-    for p in procs:
-        p.join(max(0.0, deadline - time.monotonic()))
+    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+        if any(p.exitcode not in (None, 0) for p in procs):  # a failed rank leaves the others waiting on it
+            deadline = min(deadline, time.monotonic() + 10)
+        time.sleep(0.05)
     hung = [r for r, p in enumerate(procs) if p.is_alive()]
+    for r in hung:
+        os.kill(procs[r].pid, signal.SIGUSR1)  # where it hangs, into rank<r>.stacks
+    if hung:
+        time.sleep(2)
     for r in hung:
         procs[r].kill()
         procs[r].join(10)
@@ -85,7 +95,9 @@ def run_ranks(fn: Callable[..., Any], workdir: str | Path, *args: Any, world_siz
         path = workdir / f"rank{r}.json"
         result = json.loads(path.read_text()) if path.is_file() else None
         if r in hung:
-            problems.append(f"rank {r} still running after {timeout:.0f} s (a hang?): killed")
+            dump = workdir / f"rank{r}.stacks"
+            where = dump.read_text()[:4000] if dump.is_file() else ""  # innermost frames first
+            problems.append(f"rank {r} still running (a hang?): killed; its threads:\n{where}")
         elif result is None:
             problems.append(f"rank {r} exited with code {p.exitcode} and no result")
         elif "traceback" in result:
