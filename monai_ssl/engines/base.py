@@ -154,11 +154,12 @@ class SSLTrainer(Trainer):
         if engine.grad_clip_norm is not None:
             engine.grad_scaler.unscale_(engine.optimizer)
             torch.nn.utils.clip_grad_norm_(engine.network.parameters(), engine.grad_clip_norm)
-        scale = engine.grad_scaler.get_scale()
+        counting = engine.grad_scaler.is_enabled()  # fp16 only: reading the scale syncs with the device
+        scale = engine.grad_scaler.get_scale() if counting else None
         engine.grad_scaler.step(engine.optimizer)
         engine.grad_scaler.update()
         engine._steps += 1
-        engine.skipped_steps += int(engine.grad_scaler.is_enabled() and engine.grad_scaler.get_scale() < scale)
+        engine.skipped_steps += int(counting and engine.grad_scaler.get_scale() < scale)
         engine.fire_event(IterationEvents.MODEL_COMPLETED)
         engine.state.output = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in output.items()}
         return engine.state.output
