@@ -63,7 +63,7 @@ def finetune_and_evaluate(out: Path, pretrained: str, args: argparse.Namespace) 
                   progress_bar=False)
     wf = _workflow("classification", ["train"], max_epochs=args.finetune_epochs, epoch_length=args.epoch_length,
                    learning_rate=args.finetune_lr, resume=False, **common)
-    history = wf.parser.get_parsed_content("train#handlers#4")  # monai.handlers.MetricLogger
+    history = wf.parser.get_parsed_content("train#handlers_by_name#metriclogger")  # monai.handlers.MetricLogger
     val_auc = [float(v) for _, v in history.metrics.get("val_auc", [])]
     n_train = len(wf.parser.get_parsed_content("train#dataset"))
     wf = _workflow("classification", ["train", "evaluate"], n_boot=args.n_boot, **common)

@@ -46,12 +46,12 @@ def test_misspelt_section_in_override(key, wrong, right):
 def test_misspelt_section_in_an_extra_config_file(tmp_path):
     """A user's override file (outside the bundle) with a misspelt section: refused by name, not ignored."""
     extra = tmp_path / "my_overrides.yaml"
-    extra.write_text("max_epochs: 1\ntrian:\n  handlers: []\n")
+    extra.write_text("max_epochs: 1\ntrian:\n  handlers_by_name: {}\n")
     wf = ConfigWorkflow(config_file=[*config_files("micle_pretrain"), str(extra)], workflow_type="train",
                         logging_file=False)
     text = _initialize_error(wf)
     assert f"{BundleConfigError.__name__}: unknown config key(s)" in text
-    assert "'trian' (did you mean 'train'?)" in text and "'trian#handlers' (did you mean 'train#handlers'?)" in text
+    assert "'trian' (did you mean 'train'?)" in text and "'trian#handlers_by_name' (did you mean 'train#handlers_by_name'?)" in text
     assert "'max_epochs'" not in text.split("Known top-level keys")[0]  # the valid override is not flagged
 
 

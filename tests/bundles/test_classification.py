@@ -47,7 +47,7 @@ def test_api_one_tiny_epoch_and_train_properties(cls_run):
     assert wf.check_properties() == []
     trainer = wf.parser.get_parsed_content("train#trainer")
     assert trainer.state.epoch == 1 and trainer.state.iteration == TINY["epoch_length"]
-    history = wf.parser.get_parsed_content("train#handlers#4")
+    history = wf.parser.get_parsed_content("train#handlers_by_name#metriclogger")
     assert len(history.loss) == TINY["epoch_length"] and all(np.isfinite(v) for _, v in history.loss)
     (_, auc), = history.metrics["val_auc"]  # one validation, both classes present in the tiny val split
     assert 0.0 <= auc <= 1.0

@@ -204,7 +204,7 @@ def test_multi_gpu_config_per_rank(tmp_path, monkeypatch, rank):
         assert sampler.seed == wf.parser["seed"] + 104729 * rank
         first = list(iter(sampler))
         assert len(first) == TINY_MAE["epoch_length"] * TINY_MAE["batch_size"]  # per process
-        handlers = [type(h) for h in wf.parser.get_parsed_content("train#handlers")]
+        handlers = [type(h) for h in wf.parser.get_parsed_content("train#handlers_by_name").values()]
         writers = {ReconstructionImageHandler, EncoderExportHandler}
         assert writers <= set(handlers) if rank == 0 else not writers & set(handlers)
         assert len(handlers) == (6 if rank == 0 else 3)

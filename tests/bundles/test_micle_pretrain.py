@@ -112,11 +112,11 @@ def test_typo_in_override_is_refused_with_suggestion():
     found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
     assert found and "'max_epoch' (did you mean 'max_epochs'?)" in str(found[0])
     # nested plain-dict keys are checked too; component arguments (train#dataloader#...) are left to the component
-    wf = make_workflow("micle_pretrain", **{"train#dataloader#batch_size": 2, "train#handler": []})
+    wf = make_workflow("micle_pretrain", **{"train#dataloader#batch_size": 2, "train#handlers_by_nme": {}})
     with pytest.raises(RuntimeError) as err:
         wf.initialize()
     found = [e for e in error_chain(err.value) if isinstance(e, BundleConfigError)]
-    assert found and "'train#handler' (did you mean 'train#handlers'?)" in str(found[0])
+    assert found and "'train#handlers_by_nme' (did you mean 'train#handlers_by_name'?)" in str(found[0])
     assert "train#dataloader#batch_size" not in str(found[0])
 
 

@@ -15,8 +15,9 @@ BUNDLE_NAMES = ["classification", "segmentation", "micle_pretrain", "mae_pretrai
 def _tensorboard_ids(parser) -> list[str]:
     ids = []
     for section in ("train", "validate"):
-        handlers = parser.get(f"{section}#handlers", None) or []
-        ids += [f"{section}#handlers#{i}" for i, h in enumerate(handlers)
+        handlers = parser.get(f"{section}#handlers_by_name", None) or {}
+        assert isinstance(handlers, dict), f"{section}#handlers_by_name must be named (a mapping), not addressed by position"
+        ids += [f"{section}#handlers_by_name#{name}" for name, h in handlers.items()
                 if isinstance(h, dict) and "TensorBoard" in str(h.get("_target_", ""))]
     return ids
 
