@@ -12,6 +12,7 @@ the environment ``torchrun`` would give it (``RANK``, ``LOCAL_RANK``, ``WORLD_SI
 from __future__ import annotations
 
 import faulthandler
+import gc
 import json
 import multiprocessing
 import os
@@ -75,8 +76,17 @@ def run_ranks(fn: Callable[..., Any], workdir: str | Path, *args: Any, world_siz
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_rank_main, args=(fn, r, world_size, workdir, args), daemon=True)
              for r in range(world_size)]
-    for p in procs:
-        p.start()
+    # a fork copies the test process's garbage; if the child's cyclic GC then finalises an object whose __del__ takes
+    # a lock some other thread held at fork time, the rank hangs (seen once: rank 0 stuck "Garbage-collecting" in
+    # importlib). Collect first and freeze what is left, as the gc docs advise before fork(): the ranks never
+    # collect the parent's objects
+    gc.collect()
+    gc.freeze()
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        gc.unfreeze()
     deadline = time.monotonic() + timeout
     while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
         if any(p.exitcode not in (None, 0) for p in procs):  # a failed rank leaves the others waiting on it

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..utils.config import choose, require_path
+
 __all__ = [
     "BundleConfigError",
     "active_parser",
@@ -23,6 +25,8 @@ __all__ = [
     "cuda_amp",
     "default_bundle_root",
     "default_dataset_dir",
+    "require_class_names",
+    "require_files",
     "require_path",
 ]
 
@@ -114,44 +118,24 @@ def default_dataset_dir(bundle_root: str | os.PathLike) -> str:
     return str(default_data_dir())
 
 
-def require_path(path: str | os.PathLike | None, key: str, kind: str = "any", files: Sequence[str] = ()) -> str | None:
-    """Return ``path`` unchanged if it exists (None passes through), else raise an error naming the config key.
-
-    Args:
-        path: the configured path.
-        key: the config key it came from (named in the error, with the override that fixes it).
-        kind: ``"dir"``, ``"file"`` or ``"any"``.
-        files: file names that must exist inside a directory ``path`` (e.g. the dataset's ``.npz`` files).
+def require_files(paths: Sequence[str | os.PathLike], key: str) -> list[str]:
+    """Every path of a non-empty list exists as a file (an ensemble's checkpoints), else an error naming ``key``.
 
     Raises:
-        FileNotFoundError: the path (or one of ``files`` inside it) does not exist or is of the wrong kind.
+        ValueError: the list is empty.
+        FileNotFoundError: naming ``key`` and the first missing file.
     """
-    if path is None:
-        return None
-    p = Path(path)
-    ok = p.is_dir() if kind == "dir" else p.is_file() if kind == "file" else p.exists()
-    what = {"dir": "directory", "file": "file"}.get(kind, "path")
-    if not ok:
-        raise FileNotFoundError(f"config key '{key}': {what} not found: {p.resolve()} (override with --{key} <path>)")
-    missing = [f for f in files if not (p / f).exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"config key '{key}': {p.resolve()} lacks {missing} (override with --{key} <folder holding them>)"
-        )
-    return str(path)
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError(f"config key '{key}': no checkpoint to evaluate (ensemble=true needs a list of 2+ files)")
+    return [require_path(p, key, "file") for p in paths]
 
 
-def choose(options: Mapping[str, Any], name: str, key: str, choices: Sequence[str] | None = None) -> Any:
-    """``options[name]``, or a ``ValueError`` naming the config ``key`` and the valid choices.
-
-    Used to switch between alternative components (``network_name: swin | vit | convnext``). The unselected
-    components are ``_disabled_`` in the config, and MONAI drops disabled entries from the resolved dict, so the
-    valid names are passed as ``choices``.
-    """
-    valid = list(choices) if choices is not None else sorted(options)
-    if name not in valid or options.get(name) is None:
-        raise ValueError(f"config key '{key}': unknown choice {name!r}; choose from {valid}")
-    return options[name]
+def require_class_names(class_names: Sequence[str], num_classes: int) -> list[str]:
+    """``class_names`` names each of the ``num_classes`` outputs, else a ``ValueError`` naming both keys."""
+    if len(class_names) != int(num_classes):
+        raise ValueError(f"config key 'class_names': {len(class_names)} names for num_classes={num_classes}")
+    return list(class_names)
 
 
 def cuda_amp(amp: bool, device: Any, key: str = "amp") -> bool:

@@ -26,6 +26,10 @@ _LAZY = {
     "SeededDataLoader": "loader",
     "stream_seed": "loader",
 }
+_LAZY.update({"classification_datalists": "classification_lists", "contrastive_datalist": "pretraining_lists",
+              "mixed_modality_sources": "pretraining_lists", "segmentation_datalists": "segmentation_lists",
+              "block_split": "segmentation_lists", "IMAGE_SUFFIXES": "inputs", "VOLUME_SUFFIXES": "inputs",
+              "list_image_files": "inputs", "list_volumes": "inputs", "output_roots": "inputs"})
 _LAZY.update({"load_brain_mr": "brain_mr", "brain_mr_files": "brain_mr", "BRAIN_MR_CLASSES": "brain_mr",
               "BRAIN_MR_FILES": "brain_mr", "BRAIN_MR_SHA256": "brain_mr"})
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from ..utils.files import file_kind
 
 __all__ = ["default_data_dir", "file_hash", "verify_file", "load_npz", "DataIntegrityError", "file_kind"]
 
@@ -18,18 +19,6 @@ _REPO_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 class DataIntegrityError(ValueError):
     """A data file exists but is not the file it should be (checksum mismatch, truncated, wrong keys)."""
-
-
-_KINDS = ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-          (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
-
-
-def file_kind(mode: int) -> str:
-    """What an ``os.stat`` mode is, in words: ``"a regular file"``, ``"a FIFO (named pipe)"``, ``"a socket"``...
-
-    Readers must open regular files only: reading a FIFO or a device can block forever or never end.
-    """
-    return next((name for test, name in _KINDS if test(mode)), f"a special file (mode {stat.filemode(mode)})")
 
 
 def default_data_dir() -> Path:

@@ -19,7 +19,7 @@ def speed_up_network(network: nn.Module, channels_last: bool = False, compile: b
             arrive in the same format (pays off for convolutional nets under AMP on tensor-core GPUs).
         compile: ``True`` or a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``, ``"max-autotune"``):
             wrap the network in ``torch.compile``. The wrapper shares parameters with ``network``, so optimisers
-            and checkpoints may use either; :func:`monai_ssl.bundle.unwrap_model` recovers the module.
+            and checkpoints may use either; :func:`monai_ssl.handlers.unwrap_model` recovers the module.
         compile_backend: ``torch.compile`` backend (``"eager"`` traces without generating code: a cheap check).
 
     Returns:

@@ -8,6 +8,7 @@ from .knn import extract_features, knn_predict
 from .label_efficiency import run_label_efficiency
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
 from .metrics import bootstrap_ci, classification_metrics, classification_report
+from .segmentation_network import init_segmentation_network, segmentation_network
 from .saliency import cam_fraction_in_roi, gradcam_maps, gradcam_overlays, save_overlay, vit_attention_map
 from .segmentation import (
     build_segmentation_evaluator,
@@ -27,3 +28,4 @@ __all__ += ["balanced_class_weights", "compute_auc", "finetune_classifier", "lay
 __all__ += ["run_label_efficiency"]
 __all__ += ["build_segmentation_evaluator", "build_segmentation_model", "build_segmentation_trainer"]
 __all__ += ["mean_dice_per_class", "segmentation_loss"]
+__all__ += ["init_segmentation_network", "segmentation_network"]

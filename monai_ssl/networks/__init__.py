@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .blocks import ProjectionHead
+from .classifier_init import prepare_classifier
 from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
 from .nets import ContrastiveModel, pool_features
 from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
@@ -48,3 +49,4 @@ __all__ += [  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     "swin_mae_to_swinunetr",
 ]
 __all__ += ["PRETRAINED_KINDS", "contrastive_to_resnet", "load_pretrained"]  # one-call pretrained loading
+__all__ += ["prepare_classifier"]  # fine-tune / linear-probe set-up from a pretrained encoder

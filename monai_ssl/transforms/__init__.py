@@ -39,6 +39,7 @@ from .intensity import (
     RGBToGrayD,
     RGBToGrayDict,
 )
+from .errors import ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict
 from .io import LoadMedicalImage, LoadMedicalImaged, LoadMedicalImageD, LoadMedicalImageDict, load_dicom
 from .multiview import RandMultiViewd, RandMultiViewD, RandMultiViewDict
 from .pretext import (
@@ -51,6 +52,7 @@ from .pretext import (
     hamming_permutations,
 )
 from .presets import CTPresetd, MRPresetd, USPresetd, XRayPresetd
+from .segmentation_io import MRInferencePreprocessd, SaveLabelMapd
 from .ultrasound import (
     CineFrame,
     CineFramed,

@@ -208,7 +208,7 @@ def _file_mode(path: Path) -> int:
 
 
 def _kind(path: Path) -> str:
-    from ..data.paths import file_kind
+    from ..utils.files import file_kind
 
     return file_kind(_file_mode(path))
 

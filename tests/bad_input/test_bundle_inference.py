@@ -1,17 +1,25 @@
-"""Bundle inference on an unreadable file: the top-level error names the file *and* the loader's reason, not
-MONAI's "applying transform <object at 0x...>" wrapper; inputs sharing a name never share an output file."""
+"""Bundle inference on an unreadable file: the error names the file *and* the loader's reason, not MONAI's
+"applying transform <object at 0x...>" wrapper (``ReportFileErrorsd``, the inference configs' preprocessing);
+inputs sharing a name never share an output file (``output_roots`` + ``SaveLabelMapd``)."""
 
 from __future__ import annotations
 
 import os
 
+import monai.transforms
 import numpy as np
 import pytest
 import torch
 
-from monai_ssl.bundle.classification import predict_files
-from monai_ssl.bundle.segmentation import segment_files
-from monai_ssl.transforms import XRayPresetd
+from monai_ssl.data import output_roots
+from monai_ssl.inferers import SliceOrWindowInferer
+from monai_ssl.transforms import (
+    LoadMedicalImaged,
+    MRInferencePreprocessd,
+    ReportFileErrorsd,
+    SaveLabelMapd,
+    XRayPresetd,
+)
 
 from .conftest import truncate
 
@@ -20,13 +28,11 @@ pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.timeout(60)]
 
 def test_classification_inference_names_the_reason(tmp_path, dcm):
     bad = truncate(dcm("CT_small.dcm"), tmp_path / "cut.dcm", 0.9)
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
     with pytest.raises(RuntimeError) as err:
-        predict_files(net, [str(bad)], XRayPresetd("image", spatial_size=32), tmp_path / "pred.csv")
+        ReportFileErrorsd(XRayPresetd("image", spatial_size=32), key="image")({"image": str(bad)})
     msg = str(err.value)
     assert msg.startswith(f"inference: cannot read or preprocess {bad}: ValueError: ")
     assert "pixel data cannot be decoded" in msg and "applying transform" not in msg
-    assert not (tmp_path / "pred.csv").exists()
 
 
 def test_segmentation_inference_names_the_reason(tmp_path):
@@ -34,11 +40,29 @@ def test_segmentation_inference_names_the_reason(tmp_path):
     good = tmp_path / "vol.nii.gz"
     nib.save(nib.Nifti1Image(np.random.rand(16, 16, 8).astype(np.float32), np.eye(4)), good)
     bad = truncate(good, tmp_path / "cut.nii.gz", 0.5)
-    net = torch.nn.Conv3d(1, 2, 1)
+    preprocess = ReportFileErrorsd(monai.transforms.Compose([LoadMedicalImaged("image"), MRInferencePreprocessd()]),
+                                   key="image", action="segment")
     with pytest.raises(RuntimeError) as err:
-        segment_files(net, [str(bad)], spatial_dims=3, roi_size=8, output_dir=tmp_path / "seg")
+        preprocess({"image": str(bad)})
     msg = str(err.value)
     assert msg.startswith(f"inference: cannot segment {bad}: ") and "cannot read image" in msg
+
+
+def _segment(net, files, output_dir):
+    """The segmentation inference.yaml's pre-/postprocessing and inferer, item by item."""
+    geometry = MRInferencePreprocessd("image", network_dims=3)
+    preprocess = ReportFileErrorsd(monai.transforms.Compose([LoadMedicalImaged("image"), geometry]), key="image",
+                                   action="segment")
+    saver = SaveLabelMapd("pred", output_dir=str(output_dir))
+    post = monai.transforms.Compose([monai.transforms.AsDiscreted("pred", argmax=True),
+                                     monai.transforms.Invertd("pred", transform=geometry, orig_keys="image",
+                                                              nearest_interp=True), saver])
+    inferer = SliceOrWindowInferer(8, spatial_dims=3)
+    for f, root in zip(files, output_roots(files)):
+        d = preprocess({"image": f, "file": f, "root": root})
+        d["pred"] = inferer(d["image"][None], net)[0]
+        post(d)
+    return saver.written
 
 
 def test_segmentation_inputs_with_one_name_get_distinct_outputs(tmp_path):
@@ -54,7 +78,7 @@ def test_segmentation_inputs_with_one_name_get_distinct_outputs(tmp_path):
     nib.save(nib.Nifti1Image(np.random.rand(8, 8, 8).astype(np.float32), np.eye(4)), other)
     net = torch.nn.Conv3d(1, 2, 1)
     out = tmp_path / "seg"
-    written = segment_files(net, [*files, str(other)], spatial_dims=3, roi_size=8, output_dir=out)
+    written = _segment(net, [*files, str(other)], out)
     assert [os.path.relpath(w, out) for w in written] == ["a/scan_seg.nii.gz", "b/scan_seg.nii.gz",
                                                           "c/scan_seg.nii.gz", "other_seg.nii.gz"]
     for w, shape in zip(written, shapes.values()):  # each output is its own input's label map
@@ -64,6 +88,6 @@ def test_segmentation_inputs_with_one_name_get_distinct_outputs(tmp_path):
     nib.save(nib.Nifti1Image(np.random.rand(8, 8, 8).astype(np.float32), np.eye(4)), twin)
     for pair in ([files[0], str(twin)], [str(other), str(other)]):
         with pytest.raises(ValueError) as err:
-            segment_files(net, pair, spatial_dims=3, roi_size=8, output_dir=tmp_path / "seg2")
+            _segment(net, pair, tmp_path / "seg2")
         assert pair[0] in str(err.value) and pair[1] in str(err.value)
     assert not (tmp_path / "seg2").exists()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from monai_ssl.bundle.classification import classification_datalists
+from monai_ssl.data import classification_datalists
 
 from ..bundles.conftest import make_workflow
 from .conftest import error_text

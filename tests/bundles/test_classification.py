@@ -60,8 +60,8 @@ def test_api_one_tiny_epoch_and_train_properties(cls_run):
 
 
 def test_label_fraction_patient_split_matches_pretraining():
-    from monai_ssl.bundle import contrastive_datalist
-    from monai_ssl.bundle.classification import classification_datalists
+    from monai_ssl.data import contrastive_datalist
+    from monai_ssl.data import classification_datalists
 
     data = REPO / "data"
     full = classification_datalists(data, label_fraction=1.0)
@@ -112,40 +112,41 @@ def test_pretrained_linear_probe_trains_only_the_head(tmp_path):
 
 
 def test_pretrained_finetune_starts_from_the_encoder(tmp_path):
-    from monai_ssl.bundle.classification import prepare_network
+    from monai_ssl.networks import prepare_classifier
 
     state = _fake_encoder(tmp_path / "encoder.pt")
-    net = prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "contrastive_resnet", "finetune")
+    net = prepare_classifier(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "contrastive_resnet", "finetune")
     assert torch.equal(net.conv1.weight, state["conv1.weight"])
     assert all(p.requires_grad for p in net.parameters())
     with pytest.raises(ValueError, match="config key 'mode'"):
-        prepare_network(_resnet(num_classes=2), None, "contrastive_resnet", "linear-probe")
+        prepare_classifier(_resnet(num_classes=2), None, "contrastive_resnet", "linear-probe")
     with pytest.raises(ValueError, match="kind"):  # a wrong key map fails loudly instead of loading nothing
-        prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "mae_vit", "finetune")
+        prepare_classifier(_resnet(num_classes=2), str(tmp_path / "encoder.pt"), "mae_vit", "finetune")
 
 
 def test_stem_stride_mismatch_with_the_export_warns(tmp_path):
     # a stride-1 encoder export (its sidecar's target) loaded into the stride-2 classifier without a word
     import warnings
 
-    from monai_ssl.bundle.classification import prepare_network
+    from monai_ssl.networks import prepare_classifier
 
     _fake_encoder(tmp_path / "encoder.pt")
     sidecar = tmp_path / "encoder.pt.json"
     target = "monai.networks.nets.resnet18(spatial_dims=2, n_input_channels=1, conv1_t_stride={})"
     sidecar.write_text(json.dumps({"bundle": "micle_pretrain", "target": target.format(1)}))
     with pytest.warns(UserWarning, match=r"conv1_t_stride=1 .*conv1 has stride 2 \(config key 'stem_stride'\)"):
-        prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"))
+        prepare_classifier(_resnet(num_classes=2), str(tmp_path / "encoder.pt"))
     sidecar.write_text(json.dumps({"bundle": "micle_pretrain", "target": target.format(2)}))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matching strides: silent
-        prepare_network(_resnet(num_classes=2), str(tmp_path / "encoder.pt"))
+        prepare_classifier(_resnet(num_classes=2), str(tmp_path / "encoder.pt"))
 
 
 def test_diverged_weights_are_not_loaded(tmp_path):
     """Issue 21 (4): an encoder export with weights up to 9.7e28 loaded "100 %" into the classifier, and a model.pt
     with inf buffers gave ``nan,nan,other`` predictions; both are refused, naming the tensors."""
-    from monai_ssl.bundle.classification import load_weights, prepare_network
+    from monai_ssl.handlers import WeightsCheck
+    from monai_ssl.networks import prepare_classifier
     from monai_ssl.networks import NonFiniteWeightsError, load_pretrained
 
     state = _fake_encoder(tmp_path / "encoder.pt")
@@ -154,7 +155,7 @@ def test_diverged_weights_are_not_loaded(tmp_path):
     net = _resnet(num_classes=2)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     with pytest.raises(NonFiniteWeightsError, match=r"layer1.0.conv1.weight \(max \|x\| = 9.7e\+28\)"):
-        prepare_network(net, str(tmp_path / "diverged.pt"), "contrastive_resnet", "finetune")
+        prepare_classifier(net, str(tmp_path / "diverged.pt"), "contrastive_resnet", "finetune")
     with pytest.raises(NonFiniteWeightsError, match="layer1.0.conv1.weight"):
         load_pretrained(net, state, "contrastive_resnet")  # an in-memory state dict too
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items()), "the network was changed"
@@ -162,7 +163,10 @@ def test_diverged_weights_are_not_loaded(tmp_path):
     model["bn1.running_var"][3] = float("inf")
     torch.save(model, tmp_path / "model.pt")
     with pytest.raises(NonFiniteWeightsError, match=r"bn1.running_var \(inf\)"):
-        load_weights(_resnet(num_classes=2), tmp_path / "model.pt")
+        # what evaluate.yaml / inference.yaml attach after their CheckpointLoader
+        net = _resnet(num_classes=2)
+        net.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+        WeightsCheck(net, names=[str(tmp_path / "model.pt")])(None)
 
 
 def _evaluate(out, tmp_path, **kw):
@@ -183,6 +187,9 @@ def test_evaluate_metrics_with_cis_and_ensemble(cls_run, tmp_path):
     assert [r["metric"] for r in rows][:4] == ["auc", "accuracy", "balanced_accuracy", "f1"]
     preds = _read_csv(tmp_path / "single/predictions_test.csv")
     assert len(preds) == 8 and {r["label"] for r in preds} == {"0", "1"}
+    # the bootstrap resamples patients: each prediction row carries its item's patient id, in item order
+    test_items = make_workflow(NAME, output_dir=str(out), **TINY).parser.get_parsed_content("datalists")
+    assert [r["patient_id"] for r in preds] == [str(d["patient_id"]) for d in test_items["test"]]
     assert res["ensemble"] is False
     # a second, different member: the ensemble's probabilities are the mean of the members' probabilities
     other = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v

@@ -190,7 +190,7 @@ def test_multi_gpu_config_per_rank(tmp_path, monkeypatch, rank):
     DDP network, sampler and augmentation seeds offset by the rank, file-writing handlers on rank 0 only."""
     import torch.distributed as dist
 
-    from monai_ssl.bundle import EncoderExportHandler
+    from monai_ssl.handlers import EncoderExportHandler
     from monai_ssl.handlers import ReconstructionImageHandler
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)

@@ -60,7 +60,7 @@ def test_api_one_tiny_epoch_and_train_properties(seg_run):
 
 
 def test_block_split_and_datalists_are_deterministic_and_disjoint():
-    from monai_ssl.bundle.segmentation import block_split, segmentation_datalists
+    from monai_ssl.data import block_split, segmentation_datalists
 
     parts = block_split(40, 4, gap=1)
     assert parts["val"] == [12, 13, 14, 15, 32, 33, 34, 35] and parts["test"] == [16, 17, 18, 19, 36, 37, 38, 39]
@@ -126,7 +126,7 @@ def _tiny_swin_mae(path):
 
 
 def test_pretrained_swin_mae_and_mae_pretrain_export_init_swinunetr(tmp_path):
-    from monai_ssl.bundle import export_encoder
+    from monai_ssl.handlers import export_encoder
     from monai_ssl.networks.nets import SwinMAE, swin_mae_to_swinunetr
 
     state = _tiny_swin_mae(tmp_path / "swin_mae.pt")

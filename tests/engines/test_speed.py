@@ -66,6 +66,6 @@ def test_compile_wraps_and_shares_parameters():
     assert compiled is not net and compiled._orig_mod is net
     x = torch.rand(2, 1, 8, 8)
     torch.testing.assert_close(compiled(x), net(x))
-    from monai_ssl.bundle import unwrap_model
+    from monai_ssl.handlers import unwrap_model
 
     assert unwrap_model(compiled) is net

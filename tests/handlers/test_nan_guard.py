@@ -58,7 +58,7 @@ def test_nan_input_does_not_poison_batchnorm_statistics(tmp_path):
     assert "encoder.1.running_mean" in state
     for k, v in state.items():  # weights and BatchNorm buffers are those before the NaN batch
         assert torch.equal(v, snapshot[k]) and torch.isfinite(v.float()).all(), k
-    from monai_ssl.bundle import export_encoder
+    from monai_ssl.handlers import export_encoder
 
     export_encoder(model, tmp_path / "encoder.pt")  # the stopped run's model is usable
 

@@ -1,4 +1,4 @@
-"""Datalists for the pretraining bundles: the shipped npz files by default, or a user CSV/JSON datalist."""
+"""Pretraining datalists (``micle_pretrain`` / ``mae_pretrain`` bundles): the shipped npz files by default, or a user CSV/JSON datalist."""
 
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def contrastive_datalist(
     Raises:
         FileNotFoundError: naming the config key ``dataset_dir`` or ``datalist`` and the missing path.
     """
-    from ..data import load_covid_cxr, load_datalist, patient_split
-    from .paths import require_path
+    from . import load_covid_cxr, load_datalist, patient_split
+    from ..utils.config import require_path
 
     if datalist is not None:
         require_path(datalist, "datalist", "file")
@@ -82,7 +82,7 @@ def mixed_modality_sources(
         FileNotFoundError: naming the config key and the missing path.
         ValueError: unknown or empty modalities.
     """
-    from .paths import require_path
+    from ..utils.config import require_path
 
     modalities = list(modalities)
     if not modalities:
@@ -90,7 +90,7 @@ def mixed_modality_sources(
     if datalist is not None:
         from monai.data import Dataset
 
-        from ..data import load_datalist
+        from . import load_datalist
         from ..transforms import LoadMedicalImaged
 
         require_path(datalist, "datalist", "file")
@@ -106,7 +106,7 @@ def mixed_modality_sources(
 
     from torch.utils.data import ConcatDataset
 
-    from ..data import MedMNISTDataset
+    from . import MedMNISTDataset
 
     unknown = [m for m in modalities if m not in _MEDMNIST]
     if unknown:
