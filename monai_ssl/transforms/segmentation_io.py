@@ -33,10 +33,11 @@ class MRInferencePreprocessd(MapTransform, InvertibleTransform):
         self.network_dims = int(network_dims)
         self.orient = Orientationd(self.keys, axcodes="RAS", labels=RAS_LABELS)
         self.spacing = Spacingd(self.keys, pixdim=pixdim, mode="bilinear") if pixdim else None
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         from .presets import MRPresetd
 
+        self.presets = {nd: MRPresetd(self.keys, load=False, spatial_dims=nd) for nd in (2, 3)}
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         nd = d[self.keys[0]].ndim - 1
         if nd not in (2, 3):
@@ -46,7 +47,7 @@ class MRInferencePreprocessd(MapTransform, InvertibleTransform):
         if nd == 3:
             d = self.orient(d)
             d = self.spacing(d) if self.spacing is not None else d
-        return MRPresetd(self.keys, load=False, spatial_dims=nd)(d)
+        return self.presets[nd](d)
 
     def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
