@@ -25,7 +25,7 @@ class MaskedReconstructionLoss(_Loss):
             ``pred_patch_size``.
         spatial_dims: 2 or 3.
         norm_pix_loss: normalise each target patch by its own mean and standard deviation
-            (``(t - mean) / (std + eps)``, METHODS.md §3.4 / MAE "norm-pix").
+            (``(t - mean) / (std + eps)``, He et al. 2022 MAE "norm-pix", also FCMAE).
         eps: added to the per-patch std for norm-pix targets.
 
     Example::

@@ -1,4 +1,5 @@
-"""Label-free pretext-task transforms: rotation, jigsaw and relative patch location (METHODS.md §2.3).
+"""Label-free pretext-task transforms: rotation, jigsaw and relative patch location (Gidaris et al. 2018;
+Noroozi & Favaro 2016; Doersch et al. 2015), the task pool of curricular SSL (Sirotkin et al. 2021).
 
 Each task exists as an array transform and a dictionary transform (``Xd`` with ``XD``/``XDict`` aliases),
 following MONAI. The array transforms take one channel-first 2D image ``(C, H, W)`` and return a pair
@@ -148,7 +149,7 @@ class RandJigsaw(Randomizable, Transform):
     Args:
         grid_size: tiles per side (3 -> 9 tiles).
         tile_size: side of each tile; default ``round(cell * 64 / 75)`` (64 px tiles in 75 px cells, as in
-            METHODS.md §2.3 for a 225 px image).
+            Noroozi & Favaro 2016 for a 225 px image).
         num_permutations: P; ignored when ``permutations`` is given.
         permutations: explicit ``(P, grid_size**2)`` permutation table.
         normalize_tiles: standardise each tile to zero mean, unit variance (removes brightness cues shared by

@@ -1,4 +1,4 @@
-"""Task heads for classification-style pretext tasks (METHODS.md §2.3), each wrapping the shared backbone.
+"""Task heads for classification-style pretext tasks (Sirotkin et al. 2021, arXiv:2112.12086; de Andrés Tamé et al. 2023, arXiv:2301.10687), each wrapping the shared backbone.
 
 Every head holds the backbone as ``.encoder`` (so a curriculum can hand it from stage to stage and drop the
 head) and returns logits; the loss (cross-entropy on the pretext label) lives outside the network. The
@@ -50,7 +50,7 @@ class RotationHead(nn.Module):
         encoder: backbone mapping ``(B, C, H, W)`` to ``(B, F)`` or ``(B, F, h, w)``.
         in_features: F.
         num_classes: number of rotation classes.
-        hidden_features: optional hidden width (None: a single linear layer, as in METHODS.md).
+        hidden_features: optional hidden width (None: a single linear layer, the usual rotation-prediction head).
         dropout: dropout before the last layer when ``hidden_features`` is set.
 
     Forward: ``(B, C, H, W)`` -> logits ``(B, num_classes)``.
