@@ -4,9 +4,10 @@
 ``warmup_cosine_schedule`` stepped per iteration by ``monai.handlers.LrScheduleHandler``, :class:`NaNGuard` stops
 on a non-finite loss before the bad step, and an epoch handler keeps the weights of the best validation AUC.
 
-Binary tasks: a network with **2 outputs** is trained with softmax cross-entropy (as the curriculum paper and
-VIS-MAE do, METHODS.md §2/§4.5) and the positive-class probability is ``softmax(logits)[:, 1]``; a network with
-**1 output** is trained with ``BCEWithLogits`` and scored with ``sigmoid``. Multi-class: softmax cross-entropy;
+Binary tasks: a network with **2 outputs** is trained with softmax cross-entropy (as the curriculum paper, de
+Andrés Tamé et al., arXiv:2301.10687, and VIS-MAE, Liu et al., arXiv:2402.01034, do) and the positive-class
+probability is ``softmax(logits)[:, 1]``; a network with **1 output** is trained with ``BCEWithLogits`` and scored
+with ``sigmoid``. Multi-class: softmax cross-entropy;
 multi-label: one sigmoid + BCE per class.
 """
 

@@ -16,9 +16,11 @@ from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     swin_mae_to_swinunetr,
 )
 from .patching import patchify, unpatchify
-from .transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
+from .nets.mae import mae_vit_to_monai_vit
+from .pretrained import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained, pretrained_filter
+from .pretrained import register_pretrained_kind
 from .weights import MAX_ABS_WEIGHT, NonFiniteWeightsError, WeightLoadReport, check_weights, load_checkpoint_weights
-from .weights import load_mapped_state_dict, mae_vit_to_monai_vit
+from .weights import load_mapped_state_dict
 
 __all__ = [
     "ContrastiveModel",
@@ -48,5 +50,11 @@ __all__ += [  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     "convnext_tiny",
     "swin_mae_to_swinunetr",
 ]
-__all__ += ["PRETRAINED_KINDS", "contrastive_to_resnet", "load_pretrained"]  # one-call pretrained loading
+__all__ += [  # the one pretrained-weights door and its registry of kinds
+    "PRETRAINED_KINDS",
+    "contrastive_to_resnet",
+    "load_pretrained",
+    "pretrained_filter",
+    "register_pretrained_kind",
+]
 __all__ += ["prepare_classifier"]  # fine-tune / linear-probe set-up from a pretrained encoder
