@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .blocks import ProjectionHead
 from .classifier_init import prepare_classifier
+from .freezing import freeze_encoder, unfreeze_encoder
 from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
 from .nets import ContrastiveModel, pool_features
 from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
@@ -57,4 +58,5 @@ __all__ += [  # the one pretrained-weights door and its registry of kinds
     "pretrained_filter",
     "register_pretrained_kind",
 ]
+__all__ += ["freeze_encoder", "unfreeze_encoder"]  # linear probing: frozen encoder, BN statistics kept
 __all__ += ["prepare_classifier"]  # fine-tune / linear-probe set-up from a pretrained encoder
