@@ -12,13 +12,13 @@ from monai_ssl.transforms import CineFrame, LoadMedicalImage, RandCineFrame, Ran
 def cine(request):
     from tests.transforms.conftest import pydicom_file
 
-    return LoadMedicalImage()(pydicom_file("examples_ybr_color.dcm"))  # (3, 30, 240, 320)
+    return LoadMedicalImage()(pydicom_file("examples_ybr_color.dcm"))  # (3, 240, 320, 30), frames last
 
 
 def test_cine_frame_selection(cine):
     mid = CineFrame("middle")(cine)
     assert mid.shape == (3, 240, 320) and mid.meta["frame_index"] == 15 and not mid.meta["is_cine"]
-    torch.testing.assert_close(CineFrame(-1)(cine), cine[:, 29])
+    torch.testing.assert_close(CineFrame(-1)(cine), cine[..., 29])
     with pytest.raises(ValueError, match="frame 40 out of range for a cine of 30 frames"):
         CineFrame(40)(cine)
     with pytest.raises(ValueError, match="frame must be"):
