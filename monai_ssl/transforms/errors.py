@@ -74,10 +74,14 @@ def input_sources(data: Any, keys: Sequence[Hashable]) -> dict[Hashable, str | N
 
 
 def input_error(owner: str, err: BaseException, sources: Mapping[Hashable, str | None]) -> InputError:
-    """An :class:`InputError` for ``err`` (raised while ``owner`` ran on an item with files ``sources`` by key):
-    ``"<file> (key '<key>'): <reason>: <fix>"`` with the key/file repetitions of the inner messages removed. The
-    fix is the one the check that refused the input gave (``err.fix`` on any error of the chain), else, for a
-    file that could not be read, to repair it or leave it out."""
+    """An :class:`InputError` for ``err``, raised while the transform named ``owner`` (e.g. ``"CTPresetd"``) ran
+    on an item whose files were ``sources`` (by key, from :func:`input_sources`).
+
+    The message is ``"[<owner> cannot use ]<file> (key '<key>'): <reason>: <fix>"``: the reason is that of
+    :func:`~monai_ssl.utils.errors.first_informative_error`, without the key and file its inner messages repeat;
+    the fix is the one the check that refused the input gave (``.fix`` on an error of the chain, e.g.
+    :class:`~monai_ssl.transforms.CheckImage`'s), else, for a missing or unreadable file, to correct the path or
+    leave the file out. ``owner`` is named when the reason does not name it already."""
     cause = first_informative_error(err)
     reason = str(cause)
     key = next((k for k in sources if reason.startswith(f"key '{k}': ")), next(iter(sources), None))
@@ -98,5 +102,4 @@ def input_error(owner: str, err: BaseException, sources: Mapping[Hashable, str |
         if not isinstance(cause, (ValueError, FileNotFoundError)):
             reason = f"{type(cause).__name__}: {reason}"
     where = f"{source} (key '{key}')" if source else f"key '{key}'" if key is not None else "input"
-    name = owner.split("(")[0]
-    return InputError(f"{where}: {reason}" if name in reason else f"{name} cannot use {where}: {reason}")
+    return InputError(f"{where}: {reason}" if owner in reason else f"{owner} cannot use {where}: {reason}")

@@ -6,8 +6,9 @@ Each preset is a dictionary ``Compose`` that can be used alone or as the determi
 Every preset first refuses, naming the file, a blank (constant) image and a 2D one under
 :data:`~monai_ssl.transforms.intensity.MIN_IMAGE_SIZE` px per side. A preset that cannot use an input raises one
 :class:`~monai_ssl.transforms.errors.InputError` whose message names the file (and key), the reason and the fix
-(e.g. ``a.dcm (key 'image'): MRPresetd(spatial_dims=3) expected a channel-first 3D image ..., got a 2D image
-(C, H, W) of shape (1, 64, 64): pass spatial_dims=2``), chained to the error that stopped the chain.
+(e.g. ``a.dcm (key 'image'): MRPresetd(spatial_dims=3) expected a channel-first 3D image with 4 dims (C, H, W, D),
+got shape (1, 64, 64): a 2D image (a single slice or frame): pass spatial_dims=2``), chained to the error that
+stopped the chain; inside another ``Compose``, MONAI's wrapper names the preset and its main settings.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from monai.transforms import (
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
 from .errors import input_error, input_sources
-
 from .intensity import MIN_IMAGE_SIZE, CLAHEd, CheckImaged, DicomWindowd, HUWindowd, N4BiasFieldCorrectiond, RGBToGrayd
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
@@ -94,9 +94,7 @@ class _Preset(Compose):
         try:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         except Exception as err:
-            owner = repr(self) if "spatial_dims" not in self._settings else \
-                f"{type(self).__name__}(spatial_dims={self._settings['spatial_dims']})"
-            raise input_error(owner, err, sources) from err
+            raise input_error(type(self).__name__, err, sources) from err
 
 
 def _resize_pad(keys: KeysCollection, spatial_size: int | Sequence[int] | None, spatial_dims: int) -> list:

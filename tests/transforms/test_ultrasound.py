@@ -56,3 +56,14 @@ def test_fan_crop_on_real_us_frame(cine):
 def test_fan_crop_blank_image_error():
     with pytest.raises(ValueError, match="key 'us'.*blank"):
         USFanCropd("us")({"us": torch.zeros(1, 8, 8)})
+
+
+def test_fan_crop_on_whole_cine_keeps_frames_last(cine):
+    """A cine (C, H, W, F) is cropped in H and W with one sector for all frames; the frames stay on the last axis."""
+    out = USFanCrop()(cine)
+    mask = USFanCrop().sector_mask(cine)
+    rows, cols = mask.nonzero()
+    assert out.shape == (3, rows.max() - rows.min() + 1, cols.max() - cols.min() + 1, 30)
+    inside = torch.from_numpy(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1])
+    torch.testing.assert_close(out[..., 7].as_tensor(),
+                               cine[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1, 7].as_tensor() * inside)
