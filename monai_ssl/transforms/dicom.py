@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["frame_item", "frame_rescales", "frame_windows", "pixel_spacing", "frame_spacing",
-           "encode_frame_windows", "decode_frame_windows"]
+__all__ = ["decode_frame_windows", "encode_frame_windows", "frame_item", "frame_rescales", "frame_spacing",
+           "frame_windows", "pixel_spacing"]
 
 
 def _float_or_none(value: Any) -> float | None:

@@ -10,7 +10,7 @@ from monai.transforms import MapTransform, Randomizable
 
 from ..utils.errors import describe_error, first_informative_error
 
-__all__ = ["ReportFileErrorsd", "ReportFileErrorsD", "ReportFileErrorsDict", "InputError", "input_error"]
+__all__ = ["InputError", "ReportFileErrorsD", "ReportFileErrorsDict", "ReportFileErrorsd", "input_error"]
 
 
 class ReportFileErrorsd(MapTransform):

@@ -33,11 +33,11 @@ from monai.transforms import (
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
 from .errors import input_error, input_sources
-from .intensity import MIN_IMAGE_SIZE, CLAHEd, CheckImaged, DicomWindowd, HUWindowd, N4BiasFieldCorrectiond, RGBToGrayd
+from .intensity import MIN_IMAGE_SIZE, CheckImaged, CLAHEd, DicomWindowd, HUWindowd, N4BiasFieldCorrectiond, RGBToGrayd
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
 
-__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd", "PRESET_MODALITIES"]
+__all__ = ["PRESET_MODALITIES", "CTPresetd", "MRPresetd", "USPresetd", "XRayPresetd"]
 
 # DICOM Modality codes each preset accepts (files without the tag, e.g. NIfTI/PNG, always pass)
 PRESET_MODALITIES = {

@@ -155,24 +155,24 @@ def _one_line(err: BaseException) -> str:
     return msg
 
 
-@pytest.mark.parametrize(
-    "name, preset, kwargs, fix",
-    [
-        # a classic MR slice to the MR preset's default 3D
-        ("MR_small.dcm", MRPresetd, {}, r"MRPresetd\(spatial_dims=3\) expected a channel-first 3D image .*"
-                                         r"got shape \(1, 64, 64\): a 2D image .*: pass spatial_dims=2$"),
-        # an enhanced CT (two frames, last axis) to the CT preset's default 2D
-        ("eCT_Supplemental.dcm", CTPresetd, {}, r"CTPresetd\(spatial_dims=2\) expected a channel-first 2D image .*"
-                                                r"got shape \(1, 512, 512, 2\): a 3D image .*: pass spatial_dims=3$"),
-        # an enhanced MR volume to the X-ray preset (2D only)
-        ("emri_small.dcm", XRayPresetd, {}, r"XRayPresetd expected a channel-first 2D image .*select a frame first "
-                                            r"\(CineFramed\) and pass load=False$"),
-        ("MR_small.dcm", CTPresetd, {}, r"CTPresetd cannot use .*DICOM Modality 'MR' where this chain expects "
-                                        r"\['CT'\]: use MRPresetd for MR images, or leave this file out"),
-        ("rtplan.dcm", XRayPresetd, {}, r"XRayPresetd cannot use .*: DICOM has no pixel data \(Modality RTPLAN\): "
-                                        r"leave the file out of the data list"),
-    ],
-)
+_HINTS = [
+    # a classic MR slice to the MR preset's default 3D
+    ("MR_small.dcm", MRPresetd, {}, (r"MRPresetd\(spatial_dims=3\) expected a channel-first 3D image .*"
+                                     r"got shape \(1, 64, 64\): a 2D image .*: pass spatial_dims=2$")),
+    # an enhanced CT (two frames, last axis) to the CT preset's default 2D
+    ("eCT_Supplemental.dcm", CTPresetd, {}, (r"CTPresetd\(spatial_dims=2\) expected a channel-first 2D image .*"
+                                             r"got shape \(1, 512, 512, 2\): a 3D image .*: pass spatial_dims=3$")),
+    # an enhanced MR volume to the X-ray preset (2D only)
+    ("emri_small.dcm", XRayPresetd, {}, (r"XRayPresetd expected a channel-first 2D image .*select a frame first "
+                                         r"\(CineFramed\) and pass load=False$")),
+    ("MR_small.dcm", CTPresetd, {}, (r"CTPresetd cannot use .*DICOM Modality 'MR' where this chain expects "
+                                     r"\['CT'\]: use MRPresetd for MR images, or leave this file out")),
+    ("rtplan.dcm", XRayPresetd, {}, (r"XRayPresetd cannot use .*: DICOM has no pixel data \(Modality RTPLAN\): "
+                                     r"leave the file out of the data list")),
+]
+
+
+@pytest.mark.parametrize("name, preset, kwargs, fix", _HINTS)
 def test_preset_error_is_one_line_with_file_reason_and_fix(tmp_path, dcm, name, preset, kwargs, fix):
     src = copy_to(dcm(name), tmp_path / name)
     with pytest.raises(ValueError) as err:

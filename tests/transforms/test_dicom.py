@@ -9,8 +9,6 @@ pixel data, edited header).
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pydicom
 import pytest
