@@ -181,7 +181,7 @@ class DicomWindow(Transform):
 
     The window (centre c, width w) maps ``c - w/2 .. c + w/2`` linearly to 0 .. 1, with clipping. A multi-frame
     image (C, H, W, F) whose frames carry different windows (``meta["FrameWindows"]``, enhanced CT/MR/US) gets
-    each frame's own window. As :func:`~monai_ssl.transforms.io.load_dicom` mirrors the window of a MONOCHROME1
+    each frame's own window (a frame without one gets the fallback range below). As :func:`~monai_ssl.transforms.io.load_dicom` mirrors the window of a MONOCHROME1
     image when it inverts the pixels, the output is the image as the modality meant it to be displayed, with
     bright = dense.
 
@@ -203,21 +203,29 @@ class DicomWindow(Transform):
                     f"does not have as many frames on its last axis{_source(img)}: apply DicomWindow before any "
                     "transform that resamples or reorders the frames"
                 )
-            if np.isfinite(per_frame).all() and (per_frame[:, 1] > 0).all():
-                lo = torch.as_tensor(per_frame[:, 0] - per_frame[:, 1] / 2, dtype=torch.float32)
-                width = torch.as_tensor(per_frame[:, 1], dtype=torch.float32)
-                return ((x - lo) / width).clamp_(0.0, 1.0)
+            lo, width = per_frame[:, 0] - per_frame[:, 1] / 2, per_frame[:, 1]
+            usable = np.isfinite(lo) & np.isfinite(width) & (width > 0)
+            if not usable.all():  # frames without a window of their own get the fallback range of the image
+                f_lo, f_hi = self._fallback_range(x)
+                lo, width = np.where(usable, lo, f_lo), np.where(usable, width, f_hi - f_lo if f_hi > f_lo else 1.0)
+            lo_t, width_t = (torch.as_tensor(v, dtype=torch.float32, device=x.device) for v in (lo, width))
+            return ((x - lo_t) / width_t).clamp_(0.0, 1.0)
         # parsed as load_dicom parses the tags: absent / unreadable -> NaN, multi-valued -> the first window
         center, width = _float_or_nan(meta.get("WindowCenter")), _float_or_nan(meta.get("WindowWidth"))
         if math.isfinite(center) and math.isfinite(width) and width > 0:
             lo, hi = center - width / 2, center + width / 2
-        elif self.fallback_percentiles is not None:
-            q = torch.tensor(self.fallback_percentiles, dtype=torch.float32) / 100.0
-            lo, hi = torch.quantile(x.reshape(-1)[:: max(1, x.numel() // 1_000_000)], q).tolist()
         else:
-            lo, hi = x.min().item(), x.max().item()
+            lo, hi = self._fallback_range(x)
         scale = hi - lo if hi > lo else 1.0
         return ((x - lo) / scale).clamp_(0.0, 1.0)
+
+    def _fallback_range(self, x: torch.Tensor) -> tuple[float, float]:
+        """The (low, high) values mapped to 0 and 1 without a header window: the percentiles, or min and max."""
+        if self.fallback_percentiles is not None:
+            q = torch.tensor(self.fallback_percentiles, dtype=torch.float32, device=x.device) / 100.0
+            lo, hi = torch.quantile(x.reshape(-1)[:: max(1, x.numel() // 1_000_000)], q).tolist()
+            return lo, hi
+        return x.min().item(), x.max().item()
 
 
 class CLAHE(Transform):

@@ -187,6 +187,8 @@ def test_preset_hint_is_right(dcm):
     assert MRPresetd("image", spatial_dims=2)({"image": str(dcm("MR_small.dcm"))})["image"].shape == (1, 64, 64)
     ct = CTPresetd("image", spatial_dims=3, spatial_size=16)({"image": str(dcm("eCT_Supplemental.dcm"))})["image"]
     assert ct.shape == (1, 16, 16, 16) and 0.0 <= float(ct.min()) and float(ct.max()) <= 1.0
+    mr = MRPresetd("image")({"image": str(dcm("emri_small.dcm"))})["image"]  # enhanced MR: a volume, 3D default
+    assert mr.shape == (1, 64, 64, 10) and float(mr.max()) == 1.0
 
 
 def test_nested_preset_named_in_monai_wrapper(tmp_path, dcm):

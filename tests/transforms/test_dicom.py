@@ -211,3 +211,21 @@ def test_frames_last_and_collate(dcm, tmp_path):
     expected = np.moveaxis(pydicom.dcmread(plain).pixel_array, 0, -1)  # (F, H, W) -> (H, W, F)
     np.testing.assert_array_equal(batch["image"][0, 0].numpy(), expected)
     assert batch["image"].meta["FrameWindows"][0] == "" and batch["image"].meta["FrameWindows"][1]
+
+
+def test_frames_without_a_window_get_the_fallback(dcm, tmp_path):
+    """Half the frames carry a window, half none: each windowed frame gets its own, the others the image's
+    0.5-99.5 percentile range (as a file without any window)."""
+    ds = pydicom.dcmread(dcm("emri_small.dcm"))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(
+        [_group(window=(200.0 + 10 * i, 400.0)) if i < 5 else Dataset() for i in range(10)])
+    path = str(tmp_path / "half_windowed.dcm")
+    ds.save_as(path)
+    image = LoadMedicalImage()(path)
+    _, displays, windows = _reference(pydicom.dcmread(path))
+    shown = DicomWindow()(image)
+    for i in range(5):
+        np.testing.assert_allclose(shown[0, ..., i].numpy(), displays[i], atol=_voi_tolerance(windows[:5]))
+    lo, hi = torch.quantile(image.as_tensor().reshape(-1), torch.tensor([0.005, 0.995])).tolist()
+    expected = ((image.as_tensor()[0, ..., 5:] - lo) / (hi - lo)).clamp(0, 1)
+    torch.testing.assert_close(shown.as_tensor()[0, ..., 5:], expected)
