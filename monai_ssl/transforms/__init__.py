@@ -39,7 +39,7 @@ from .intensity import (
     RGBToGrayD,
     RGBToGrayDict,
 )
-from .errors import ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict
+from .errors import InputError, ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict
 from .io import LoadMedicalImage, LoadMedicalImaged, LoadMedicalImageD, LoadMedicalImageDict, load_dicom
 from .multiview import RandMultiViewd, RandMultiViewD, RandMultiViewDict
 from .pretext import (

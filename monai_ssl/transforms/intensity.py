@@ -17,7 +17,7 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 from monai.utils import optional_import
 
-from .io import _float_or_nan
+from .dicom import _float_or_nan, decode_frame_windows
 
 __all__ = [
     "CheckImage", "CheckImaged", "HUWindow", "HUWindowd", "DicomWindow", "DicomWindowd", "CLAHE", "CLAHEd",
@@ -55,6 +55,16 @@ def _wrap_key_errors(transform: Transform, key: Hashable, value: Any) -> Any:
         raise ValueError(f"key '{key}': {e}") from e
 
 
+def _refusal(message: str, fix: str | None) -> ValueError:
+    """A ValueError ``"<message>: <fix>"`` with the fix also kept as ``err.fix`` (the presets' summaries read it)."""
+    err = ValueError(f"{message}: {fix}" if fix else message)
+    err.fix = fix  # type: ignore[attr-defined]
+    return err
+
+
+_LEAVE_OUT = "leave this file out of the data list"
+
+
 class CheckImage(Transform):
     """Validate an image before it enters a pipeline; returns it unchanged.
 
@@ -65,51 +75,68 @@ class CheckImage(Transform):
     image whose metadata names a DICOM ``Modality`` outside that set is refused (an MR slice in a CT chain would
     otherwise be "windowed" in Hounsfield units without complaint); images without that tag (NIfTI, PNG) pass.
 
+    Every refusal names the source file (when known), the reason and, where there is one, the fix.
+
     Args:
         spatial_dims: expected number of spatial dims (2 or 3), or None for any.
         allow_nonfinite: accept NaN/inf values.
         allow_constant: accept images whose values are all equal.
         min_size: smallest accepted in-plane side in pixels (the presets use :data:`MIN_IMAGE_SIZE`).
         modalities: accepted DICOM Modality codes (e.g. ``("CT",)``), or None for any.
+        owner: the chain the check guards, for the messages (e.g. ``"MRPresetd(spatial_dims=3)"``).
+        dims_hints: what to do when the image has N spatial dims instead of ``spatial_dims``, by N
+            (e.g. ``{2: "pass spatial_dims=2"}``).
+        modality_hints: what to do with an image of another Modality, by Modality code (e.g.
+            ``{"MR": "use MRPresetd"}``); otherwise: leave the file out.
 
     Raises:
-        ValueError: naming the source file (when known) and the problem.
+        ValueError: naming the source file (when known), the problem and the fix.
     """
 
     def __init__(self, spatial_dims: int | None = None, allow_nonfinite: bool = False, allow_constant: bool = True,
-                 modalities: Sequence[str] | None = None, min_size: int = 1):
+                 modalities: Sequence[str] | None = None, min_size: int = 1, owner: str | None = None,
+                 dims_hints: Mapping[int, str] | None = None, modality_hints: Mapping[str, str] | None = None):
         self.spatial_dims = spatial_dims
         self.min_size = int(min_size)
         self.allow_nonfinite = allow_nonfinite
         self.allow_constant = allow_constant
         self.modalities = None if modalities is None else {m.upper() for m in modalities}
+        self.owner = owner
+        self.dims_hints = dict(dims_hints or {})
+        self.modality_hints = {str(k).upper(): v for k, v in (modality_hints or {}).items()}
 
     def __call__(self, img: Any) -> Any:
         if not isinstance(img, (np.ndarray, torch.Tensor)):
             raise ValueError(f"expected an image array or tensor, got {type(img).__name__}")
         src = _source(img)
         if self.spatial_dims is not None and img.ndim != self.spatial_dims + 1:
-            raise ValueError(
-                f"expected a channel-first {self.spatial_dims}D image with {self.spatial_dims + 1} dims "
-                f"(C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}), got shape {tuple(img.shape)}{src}"
+            found = img.ndim - 1
+            what = {2: "a 2D image (a single slice or frame)", 3: "a 3D image (a volume, or frames on the last axis)"}
+            raise _refusal(
+                f"{self.owner + ' ' if self.owner else ''}expected a channel-first {self.spatial_dims}D image with "
+                f"{self.spatial_dims + 1} dims (C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}), got shape "
+                f"{tuple(img.shape)}: {what.get(found, f'{found} spatial dims')}{src}",
+                self.dims_hints.get(found),
             )
         if img.ndim < 2 or any(s == 0 for s in img.shape):
-            raise ValueError(f"empty image: shape {tuple(img.shape)}{src}")
+            raise _refusal(f"empty image: shape {tuple(img.shape)}{src}", _LEAVE_OUT if src else None)
         if min(img.shape[1:3]) < self.min_size:
-            raise ValueError(f"image of {' x '.join(map(str, img.shape[1:]))} px is smaller than the minimum of "
-                             f"{self.min_size} px per side (min_size): not a usable picture, likely a broken or "
-                             f"placeholder file{src}")
+            raise _refusal(f"image of {' x '.join(map(str, img.shape[1:]))} px is smaller than the minimum of "
+                           f"{self.min_size} px per side (min_size): not a usable picture, likely a broken or "
+                           f"placeholder file{src}", _LEAVE_OUT if src else None)
         modality = str((getattr(img, "meta", None) or {}).get("Modality", "") or "").upper()
         if self.modalities is not None and modality and modality not in self.modalities:
-            raise ValueError(f"DICOM Modality '{modality}' where this chain expects {sorted(self.modalities)}{src}")
+            raise _refusal(f"DICOM Modality '{modality}' where this chain expects {sorted(self.modalities)}{src}",
+                           self.modality_hints.get(modality, _LEAVE_OUT))
         t = torch.as_tensor(img)
         if not self.allow_nonfinite:
             bad = (~torch.isfinite(t)).sum().item() if t.is_floating_point() else 0
             if bad:
-                raise ValueError(f"image has {bad} non-finite (NaN/inf) values of {t.numel()}{src}")
+                raise _refusal(f"image has {bad} non-finite (NaN/inf) values of {t.numel()}{src}",
+                               f"repair the file or {_LEAVE_OUT}" if src else None)
         if not self.allow_constant and t.numel() and bool((t == t.reshape(-1)[0]).all()):
-            raise ValueError(f"image is constant (every value {t.reshape(-1)[0].item()}): a blank image, it would "
-                             f"normalise to all zeros or NaN and teach nothing{src}")
+            raise _refusal(f"image is constant (every value {t.reshape(-1)[0].item()}): a blank image, it would "
+                           f"normalise to all zeros or NaN and teach nothing{src}", _LEAVE_OUT if src else None)
         return img
 
 
@@ -152,6 +179,12 @@ class HUWindow(Transform):
 class DicomWindow(Transform):
     """Apply the VOI window stored in a DICOM header (``meta["WindowCenter"]/["WindowWidth"]``) -> [0, 1].
 
+    The window (centre c, width w) maps ``c - w/2 .. c + w/2`` linearly to 0 .. 1, with clipping. A multi-frame
+    image (C, H, W, F) whose frames carry different windows (``meta["FrameWindows"]``, enhanced CT/MR/US) gets
+    each frame's own window (a frame without one gets the fallback range below). As :func:`~monai_ssl.transforms.io.load_dicom` mirrors the window of a MONOCHROME1
+    image when it inverts the pixels, the output is the image as the modality meant it to be displayed, with
+    bright = dense.
+
     Images whose header has no window are min-max scaled (or, when ``fallback_percentiles`` is given, clipped to
     those percentiles first), so X-ray/CR/DX/MR images from any source end up in [0, 1].
     """
@@ -162,17 +195,37 @@ class DicomWindow(Transform):
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         meta = getattr(img, "meta", {}) or {}
         x = torch.as_tensor(img, dtype=torch.float32)
+        per_frame = decode_frame_windows(meta)
+        if per_frame is not None:
+            if x.ndim < 2 or x.shape[-1] != len(per_frame):
+                raise ValueError(
+                    f"the header gives {len(per_frame)} per-frame windows but the image of shape {tuple(x.shape)} "
+                    f"does not have as many frames on its last axis{_source(img)}: apply DicomWindow before any "
+                    "transform that resamples or reorders the frames"
+                )
+            lo, width = per_frame[:, 0] - per_frame[:, 1] / 2, per_frame[:, 1]
+            usable = np.isfinite(lo) & np.isfinite(width) & (width > 0)
+            if not usable.all():  # frames without a window of their own get the fallback range of the image
+                f_lo, f_hi = self._fallback_range(x)
+                lo, width = np.where(usable, lo, f_lo), np.where(usable, width, f_hi - f_lo if f_hi > f_lo else 1.0)
+            lo_t, width_t = (torch.as_tensor(v, dtype=torch.float32, device=x.device) for v in (lo, width))
+            return ((x - lo_t) / width_t).clamp_(0.0, 1.0)
         # parsed as load_dicom parses the tags: absent / unreadable -> NaN, multi-valued -> the first window
         center, width = _float_or_nan(meta.get("WindowCenter")), _float_or_nan(meta.get("WindowWidth"))
         if math.isfinite(center) and math.isfinite(width) and width > 0:
             lo, hi = center - width / 2, center + width / 2
-        elif self.fallback_percentiles is not None:
-            q = torch.tensor(self.fallback_percentiles, dtype=torch.float32) / 100.0
-            lo, hi = torch.quantile(x.reshape(-1)[:: max(1, x.numel() // 1_000_000)], q).tolist()
         else:
-            lo, hi = x.min().item(), x.max().item()
+            lo, hi = self._fallback_range(x)
         scale = hi - lo if hi > lo else 1.0
         return ((x - lo) / scale).clamp_(0.0, 1.0)
+
+    def _fallback_range(self, x: torch.Tensor) -> tuple[float, float]:
+        """The (low, high) values mapped to 0 and 1 without a header window: the percentiles, or min and max."""
+        if self.fallback_percentiles is not None:
+            q = torch.tensor(self.fallback_percentiles, dtype=torch.float32, device=x.device) / 100.0
+            lo, hi = torch.quantile(x.reshape(-1)[:: max(1, x.numel() // 1_000_000)], q).tolist()
+            return lo, hi
+        return x.min().item(), x.max().item()
 
 
 class CLAHE(Transform):

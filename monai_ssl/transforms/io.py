@@ -15,6 +15,15 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapTransform, Transform
 
+from .dicom import (
+    _float_or_nan,  # noqa: F401 - re-exported for the intensity transforms
+    encode_frame_windows,
+    frame_rescales,
+    frame_spacing,
+    frame_windows,
+    pixel_spacing,
+)
+
 __all__ = ["LoadMedicalImage", "LoadMedicalImaged", "LoadMedicalImageD", "LoadMedicalImageDict", "load_dicom"]
 
 _SUPPORTED_PI = {"MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_RCT",
@@ -23,35 +32,24 @@ _DICOM_SUFFIXES = {".dcm", ".dicom"}
 _RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def _float_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        value = value[0]
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float_or_nan(value: Any) -> float:
-    """A DICOM numeric tag value as a float (the first of a multi-valued one); NaN when absent or unreadable."""
-    v = _float_or_none(value)
-    return float("nan") if v is None else v
-
-
 def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_rescale: bool = True) -> MetaTensor:
     """Read one DICOM file into a channel-first float32 MetaTensor.
 
     * grey images -> (1, H, W); colour (RGB, YBR_*, PALETTE COLOR) -> (3, H, W), YBR converted to RGB;
-    * multi-frame (cine) images -> (C, F, H, W) with ``meta["is_cine"] = True``;
-    * the modality LUT (RescaleSlope/RescaleIntercept, e.g. CT -> Hounsfield units) is applied;
+    * multi-frame images (enhanced CT/MR volumes, US cine loops) -> (C, H, W, F), the frames on the last spatial
+      axis as MONAI's (C, H, W, D) expects, with ``meta["is_cine"] = True`` and ``meta["num_frames"] = F``;
+    * the modality LUT is applied (CT -> Hounsfield units): RescaleSlope/RescaleIntercept per frame, from the
+      frame's functional group, else the shared functional group, else the top level (or a Modality LUT table);
     * MONOCHROME1 (bright = low value, common in CR/DX) is inverted so that bright means dense, as MONOCHROME2,
       and ``meta["PhotometricInterpretation"]`` then reads ``MONOCHROME2``; the original is kept in
-      ``meta["original_photometric_interpretation"]``.
+      ``meta["original_photometric_interpretation"]``. The VOI window is mirrored with the pixels (centre
+      ``c -> max + min - c``), so that windowing the inverted image gives the display of the original.
 
-    Metadata also carries ``Modality``, ``WindowCenter``/``WindowWidth`` (first value, NaN when absent),
-    ``spacing`` and ``filename_or_obj``; the affine encodes the pixel spacing.
+    Metadata also carries ``Modality``, ``WindowCenter``/``WindowWidth`` (the first frame's VOI window, from the
+    Frame VOI LUT functional groups or the top level; first value of a multi-valued one; NaN when absent),
+    ``FrameWindows`` (the per-frame windows when frames differ, else ``""``: see
+    :func:`~monai_ssl.transforms.dicom.decode_frame_windows`), ``spacing`` ((row, column[, frame]) in mm) and
+    ``filename_or_obj``; the affine encodes the spacing.
 
     Raises:
         FileNotFoundError: missing file.
@@ -79,7 +77,6 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
         arr = ds.pixel_array
     except Exception as e:
         raise ValueError(f"{path}: pixel data cannot be decoded ({type(e).__name__}: {str(e)[:200]})") from e
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
     if pi == "PALETTE COLOR":
         arr = apply_color_lut(arr, ds)
         pi_out = "RGB"
@@ -87,30 +84,41 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
         pi_out = "RGB"  # pydicom decodes YBR_FULL(_422) to RGB by default
     else:
         pi_out = "RGB" if pi.startswith("YBR") else pi
-    arr = np.asarray(arr)
     colour = pi_out == "RGB"
+    arr = np.asarray(arr)
+    if arr.ndim == (3 if colour else 2):
+        arr = arr[None]  # (F, H, W[, 3]), F = 1
+    frames = arr.shape[0]
+    windows = frame_windows(ds, frames)  # (F, 2)
     if not colour and apply_rescale:
-        arr = apply_modality_lut(arr, ds)
+        rescales = None if ds.get("ModalityLUTSequence") else frame_rescales(ds, frames)
+        if rescales is not None:
+            slopes, intercepts = rescales
+            arr = arr.astype(np.float64) * slopes[:, None, None] + intercepts[:, None, None]
+        else:
+            arr = apply_modality_lut(arr, ds)  # a Modality LUT table, or nothing to apply
     arr = arr.astype(np.float32, copy=False)
     if pi == "MONOCHROME1" and invert_monochrome1:
-        arr = arr.max() + arr.min() - arr
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = hi + lo - arr
+        windows[:, 0] = hi + lo - windows[:, 0]  # the window moves with the values it selects
         pi_out = "MONOCHROME2"
-    if colour:
-        arr = np.moveaxis(arr, -1, 0)  # (3, [F,] H, W)
-    else:
-        arr = arr[None]  # (1, [F,] H, W)
-    spacing = [_float_or_none(v) or 1.0 for v in (ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [1, 1])]
-    affine = torch.eye(4 if frames > 1 else 3, dtype=torch.float64)
-    offset = 1 if frames > 1 else 0
-    affine[offset, offset], affine[offset + 1, offset + 1] = spacing[0], spacing[1]
+    # (F, H, W[, 3]) -> (C, H, W[, F])
+    arr = np.moveaxis(arr, -1, 0) if colour else arr[None]
+    arr = np.moveaxis(arr, 1, -1) if frames > 1 else arr[:, 0]
+    spacing = pixel_spacing(ds)
+    if frames > 1:
+        spacing.append(frame_spacing(ds, frames))
+    affine = torch.diag(torch.tensor([*spacing, 1.0], dtype=torch.float64))
     meta = {
         "filename_or_obj": str(path),
         "Modality": str(ds.get("Modality", "") or ""),
         "PhotometricInterpretation": pi_out,
         "original_photometric_interpretation": pi,
         # NaN, not None, when absent: a batch of files with and without a VOI window still collates
-        "WindowCenter": _float_or_nan(ds.get("WindowCenter")),
-        "WindowWidth": _float_or_nan(ds.get("WindowWidth")),
+        "WindowCenter": float(windows[0, 0]),
+        "WindowWidth": float(windows[0, 1]),
+        "FrameWindows": encode_frame_windows(windows),
         "spacing": spacing,
         "is_cine": frames > 1,
         "num_frames": frames,
@@ -122,8 +130,8 @@ def load_dicom(path: str | os.PathLike, invert_monochrome1: bool = True, apply_r
 class LoadMedicalImage(Transform):
     """Load a DICOM, NIfTI, PNG/JPEG (or any MONAI-readable) file as a channel-first float32 MetaTensor.
 
-    DICOM files go through :func:`load_dicom` (modality LUT, MONOCHROME1 inversion, colour conversion, cine as
-    (C, F, H, W)); everything else through ``monai.transforms.LoadImage(ensure_channel_first=True)``, with
+    DICOM files go through :func:`load_dicom` (modality LUT per frame, MONOCHROME1 inversion, colour conversion,
+    multi-frame as (C, H, W, F)); everything else through ``monai.transforms.LoadImage(ensure_channel_first=True)``, with
     PNG/JPEG read in (H, W) row order so 2D images from every source share one orientation.
 
     A file is DICOM by its content, whatever its name: the ``DICM`` magic at byte 128 (Siemens ``.IMA``, files

@@ -4,13 +4,18 @@ Each preset is a dictionary ``Compose`` that can be used alone or as the determi
 (e.g. followed by :class:`~monai_ssl.transforms.RandMultiViewd`). All outputs are float32 MetaTensors in [0, 1]
 (CT: one channel per window), resized to ``spatial_size`` when it is given (aspect ratio kept, then padded).
 Every preset first refuses, naming the file, a blank (constant) image and a 2D one under
-:data:`~monai_ssl.transforms.intensity.MIN_IMAGE_SIZE` px per side.
+:data:`~monai_ssl.transforms.intensity.MIN_IMAGE_SIZE` px per side. A preset that cannot use an input raises one
+:class:`~monai_ssl.transforms.errors.InputError` whose message names the file (and key), the reason and the fix
+(e.g. ``a.dcm (key 'image'): MRPresetd(spatial_dims=3) expected a channel-first 3D image with 4 dims (C, H, W, D),
+got shape (1, 64, 64): a 2D image (a single slice or frame): pass spatial_dims=2``), chained to the error that
+stopped the chain; inside another ``Compose``, MONAI's wrapper names the preset and its main settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from functools import partial
+from typing import Any
 
 from monai.config import KeysCollection
 from monai.transforms import (
@@ -25,13 +30,14 @@ from monai.transforms import (
     ScaleIntensityRangePercentilesd,
     SpatialPadd,
 )
-from monai.utils import ensure_tuple_rep
+from monai.utils import ensure_tuple, ensure_tuple_rep
 
-from .intensity import MIN_IMAGE_SIZE, CLAHEd, CheckImaged, DicomWindowd, HUWindowd, N4BiasFieldCorrectiond, RGBToGrayd
+from .errors import input_error, input_sources
+from .intensity import MIN_IMAGE_SIZE, CheckImaged, CLAHEd, DicomWindowd, HUWindowd, N4BiasFieldCorrectiond, RGBToGrayd
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
 
-__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd", "PRESET_MODALITIES"]
+__all__ = ["PRESET_MODALITIES", "CTPresetd", "MRPresetd", "USPresetd", "XRayPresetd"]
 
 # DICOM Modality codes each preset accepts (files without the tag, e.g. NIfTI/PNG, always pass)
 PRESET_MODALITIES = {
@@ -42,10 +48,53 @@ PRESET_MODALITIES = {
 }
 
 
+_PRESET_NAMES = {"ct": "CTPresetd", "mr": "MRPresetd", "xray": "XRayPresetd", "us": "USPresetd"}
+
+
 def _refuse(spatial_dims: int) -> dict:
     """Every preset refuses blank (constant) images, and 2D ones under MIN_IMAGE_SIZE px per side, naming the file
     (a volume may be thin, or coarse after resampling to a training spacing: its sides are not checked)."""
     return {"allow_constant": False, "min_size": MIN_IMAGE_SIZE if spatial_dims == 2 else 1}
+
+
+def _check(keys: KeysCollection, preset: str, spatial_dims: int, dims_hints: dict[int, str]) -> CheckImaged:
+    """The input check heading preset ``preset`` (a key of PRESET_MODALITIES): its refusals name the preset
+    and say what to do (the ``spatial_dims`` to pass, the preset for another modality)."""
+    name = _PRESET_NAMES[preset]
+    hints = {m: f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list"
+             for other, codes in PRESET_MODALITIES.items() if other != preset for m in codes}
+    owner = f"{name}(spatial_dims={spatial_dims})" if preset in ("ct", "mr") else name
+    return CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES[preset], owner=owner,
+                       dims_hints=dims_hints, modality_hints=hints, **_refuse(spatial_dims))
+
+
+def _dims_hints(spatial_dims: int) -> dict[int, str]:
+    other = 5 - spatial_dims  # 2 <-> 3
+    return {other: f"pass spatial_dims={other}"}
+
+
+_FRAME_HINT = {3: "it takes 2D images; select a frame first (CineFramed) and pass load=False"}
+
+
+class _Preset(Compose):
+    """A preset's ``Compose``: a failure on an item becomes one :class:`~monai_ssl.transforms.errors.InputError`
+    naming the file, the reason and the fix (not MONAI's ``applying transform <... object at 0x...>``)."""
+
+    def __init__(self, chain: list, keys: KeysCollection, **settings: Any) -> None:
+        super().__init__(chain)
+        self._preset_keys: tuple[Hashable, ...] = ensure_tuple(keys)
+        self._settings = {"keys": keys, **settings}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._settings.items())})"
+
+    def __call__(self, input_: Any, start: int = 0, end: int | None = None, threading: bool = False,
+                 lazy: bool | None = None) -> Any:
+        sources = input_sources(input_, self._preset_keys)
+        try:
+            return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
+        except Exception as err:
+            raise input_error(type(self).__name__, err, sources) from err
 
 
 def _resize_pad(keys: KeysCollection, spatial_size: int | Sequence[int] | None, spatial_dims: int) -> list:
@@ -59,7 +108,7 @@ def _resize_pad(keys: KeysCollection, spatial_size: int | Sequence[int] | None, 
     ]
 
 
-class CTPresetd(Compose):
+class CTPresetd(_Preset):
     """CT: file -> Hounsfield units -> optional body crop -> window(s) -> [0, 1] (one channel per window).
 
     Args:
@@ -67,24 +116,24 @@ class CTPresetd(Compose):
         windows: (level, width) pair(s) or names from ``CT_WINDOWS`` (e.g. ``["lung", "mediastinum", "bone"]``).
         crop_body: crop to the bounding box of voxels above ``body_threshold`` HU (drops air around the patient).
         spatial_size: output size, or None to keep the native size.
-        spatial_dims: 2 for slices, 3 for volumes.
-        load: start with :class:`LoadMedicalImaged` (DICOM rescale slope/intercept gives HU).
+        spatial_dims: 2 for slices, 3 for volumes (NIfTI, and multi-frame DICOM such as Enhanced CT, frames on
+            the last axis); an input with the other number of dims is refused with the value to pass.
+        load: start with :class:`LoadMedicalImaged` (DICOM rescale slope/intercept, per frame, gives HU).
     """
 
     def __init__(self, keys: KeysCollection = "image", windows=("mediastinum",), crop_body: bool = True,
                  body_threshold: float = -500.0, spatial_size=None, spatial_dims: int = 2, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["ct"],
-                                 **_refuse(spatial_dims)))
+        chain.append(_check(keys, "ct", spatial_dims, _dims_hints(spatial_dims)))
         if crop_body:
             chain.append(CropForegroundd(keys, source_key=_first(keys), select_fn=partial(_above, threshold=body_threshold),
                                          allow_smaller=True))
         chain += [HUWindowd(keys, windows=windows), *_resize_pad(keys, spatial_size, spatial_dims),
                   EnsureTyped(keys, track_meta=True)]
-        super().__init__(chain)
+        super().__init__(chain, keys, windows=windows, spatial_dims=spatial_dims, spatial_size=spatial_size)
 
 
-class MRPresetd(Compose):
+class MRPresetd(_Preset):
     """MR: file -> optional N4 bias correction (ITK) -> percentile clip (0.5-99.5) -> [0, 1] or z-score.
 
     Args:
@@ -93,14 +142,18 @@ class MRPresetd(Compose):
         zscore: after clipping, z-score the voxels (only the non-zero ones when ``nonzero``) instead of keeping
             [0, 1].
         n4: apply N4 bias field correction first (needs ``itk``).
+        spatial_size: output size, or None to keep the native size.
+        spatial_dims: 3 (default) for volumes (NIfTI, multi-frame DICOM such as Enhanced MR, frames on the last
+            axis), 2 for single slices (a classic MR DICOM); an input with the other number of dims is refused
+            with the value to pass.
+        load: start with :class:`LoadMedicalImaged`.
     """
 
     def __init__(self, keys: KeysCollection = "image", lower: float = 0.5, upper: float = 99.5,
                  zscore: bool = False, nonzero: bool = True, n4: bool = False, spatial_size=None,
                  spatial_dims: int = 3, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain.append(CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES["mr"],
-                                 **_refuse(spatial_dims)))
+        chain.append(_check(keys, "mr", spatial_dims, _dims_hints(spatial_dims)))
         if n4:
             chain.append(N4BiasFieldCorrectiond(keys))
         chain.append(ScaleIntensityRangePercentilesd(keys, lower=lower, upper=upper, b_min=0.0, b_max=1.0,
@@ -108,10 +161,10 @@ class MRPresetd(Compose):
         if zscore:
             chain.append(NormalizeIntensityd(keys, nonzero=nonzero))
         chain += [*_resize_pad(keys, spatial_size, spatial_dims), EnsureTyped(keys, track_meta=True)]
-        super().__init__(chain)
+        super().__init__(chain, keys, spatial_dims=spatial_dims, spatial_size=spatial_size)
 
 
-class XRayPresetd(Compose):
+class XRayPresetd(_Preset):
     """X-ray / CR / DX: file -> MONOCHROME1 inverted (at load) -> grey -> VOI window from the header, else
     percentile clip -> optional CLAHE -> aspect-preserving resize and pad.
 
@@ -126,7 +179,7 @@ class XRayPresetd(Compose):
     def __init__(self, keys: KeysCollection = "image", percentiles=(0.5, 99.5), use_header_window: bool = True,
                  clahe: bool = False, spatial_size=224, num_channels: int = 1, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["xray"], **_refuse(2)), RGBToGrayd(keys)]
+        chain += [_check(keys, "xray", 2, _FRAME_HINT), RGBToGrayd(keys)]
         if use_header_window:
             chain.append(DicomWindowd(keys, fallback_percentiles=percentiles))
         else:
@@ -138,10 +191,10 @@ class XRayPresetd(Compose):
         if num_channels > 1:
             chain.append(RepeatChanneld(keys, repeats=num_channels))
         chain.append(EnsureTyped(keys, track_meta=True))
-        super().__init__(chain)
+        super().__init__(chain, keys, spatial_size=spatial_size, num_channels=num_channels)
 
 
-class USPresetd(Compose):
+class USPresetd(_Preset):
     """Ultrasound: file -> one cine frame (middle, or random when ``random_frame``) -> grey -> crop to the scan
     sector (burnt-in text outside it blanked) -> optional light speckle smoothing (median filter of radius
     ``despeckle_radius``) -> min-max to [0, 1] -> resize and pad.
@@ -151,14 +204,14 @@ class USPresetd(Compose):
                  fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True):
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
-        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["us"], **_refuse(2)), RGBToGrayd(keys)]
+        chain += [_check(keys, "us", 2, {}), RGBToGrayd(keys)]
         if fan_crop:
             chain.append(USFanCropd(keys))
         if despeckle_radius > 0:
             chain.append(MedianSmoothd(keys, radius=despeckle_radius))
         chain += [ScaleIntensityd(keys, minv=0.0, maxv=1.0), *_resize_pad(keys, spatial_size, 2),
                   EnsureTyped(keys, track_meta=True)]
-        super().__init__(chain)
+        super().__init__(chain, keys, frame=frame, spatial_size=spatial_size)
 
 
 def _above(x, threshold: float):

@@ -11,6 +11,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
 
+from .dicom import decode_frame_windows
 from .intensity import _ArrayToDict, _source, _wrap_key_errors
 
 __all__ = [
@@ -20,27 +21,32 @@ __all__ = [
 
 
 def _take_frame(img: torch.Tensor, index: int) -> torch.Tensor:
-    """(C, F, H, W) -> (C, H, W) at frame ``index``; a (C, H, W) image passes through."""
+    """(C, H, W, F) -> (C, H, W) at frame ``index``; a (C, H, W) image passes through. The frame's own VOI window
+    (``meta["FrameWindows"]``) becomes the image's ``WindowCenter``/``WindowWidth``."""
     meta = getattr(img, "meta", {}) or {}
     if not meta.get("is_cine", img.ndim == 4):
         return img
     if img.ndim != 4:
-        raise ValueError(f"cine image should be (C, F, H, W), got shape {tuple(img.shape)}{_source(img)}")
-    n = img.shape[1]
+        raise ValueError(f"cine image should be (C, H, W, F), got shape {tuple(img.shape)}{_source(img)}")
+    n = img.shape[-1]
     if not -n <= index < n:
         raise ValueError(f"frame {index} out of range for a cine of {n} frames{_source(img)}")
-    out = img[:, index]
+    out = img[..., index]
     if isinstance(out, MetaTensor):
-        out.meta = {**meta, "is_cine": False, "frame_index": index % n}
-        out.affine = torch.eye(3, dtype=torch.float64)
+        new_meta = {**meta, "is_cine": False, "frame_index": index % n, "FrameWindows": ""}
+        windows = decode_frame_windows(meta)
+        if windows is not None and len(windows) == n:
+            new_meta["WindowCenter"], new_meta["WindowWidth"] = (float(v) for v in windows[index])
+        out.meta = new_meta
+        affine = torch.as_tensor(getattr(img, "affine", torch.eye(4)), dtype=torch.float64)
+        keep = [0, 1, 3] if affine.shape == (4, 4) else [0, 1, 2]
+        out.affine = affine[keep][:, keep]  # the in-plane spacing stays
     return out
-
-
 class CineFrame(Transform):
     """Select one frame of an ultrasound cine loop: ``"middle"``, ``"first"``, ``"last"`` or an index.
 
-    Input (C, F, H, W) (as loaded by :class:`~monai_ssl.transforms.LoadMedicalImage` with ``meta["is_cine"]``);
-    output (C, H, W). Single-frame images pass through unchanged.
+    Input (C, H, W, F) (as loaded by :class:`~monai_ssl.transforms.LoadMedicalImage` with ``meta["is_cine"]``,
+    the frames on the last axis); output (C, H, W). Single-frame images pass through unchanged.
     """
 
     def __init__(self, frame: str | int = "middle") -> None:
@@ -51,7 +57,7 @@ class CineFrame(Transform):
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if img.ndim != 4:
             return img
-        n = img.shape[1]
+        n = img.shape[-1]
         index = {"middle": n // 2, "first": 0, "last": n - 1}.get(self.frame, self.frame)  # type: ignore[arg-type]
         return _take_frame(img, int(index))
 
@@ -69,7 +75,7 @@ class RandCineFrame(Randomizable, Transform):
         if img.ndim != 4:
             return img
         if randomize:
-            self.randomize(img.shape[1])
+            self.randomize(img.shape[-1])
         return _take_frame(img, self._index)
 
 
@@ -80,7 +86,7 @@ class USFanCrop(Transform):
     in any channel/frame, after a morphological opening that detaches thin text and calipers. Pixels outside the
     region are set to 0 and the image is cropped to the region's bounding box (plus ``margin`` pixels).
 
-    Input (C, H, W) or (C, F, H, W); output the same layout, spatially cropped.
+    Input (C, H, W) or a cine (C, H, W, F); output the same layout, cropped in H and W.
     """
 
     def __init__(self, threshold: float = 0.02, opening_radius: int = 3, margin: int = 0) -> None:
@@ -89,12 +95,14 @@ class USFanCrop(Transform):
         self.margin = margin
 
     def sector_mask(self, img: torch.Tensor) -> np.ndarray:
-        """Boolean (H, W) mask of the scan sector."""
+        """Boolean (H, W) mask of the scan sector (of a cine: of every frame together)."""
         from scipy.ndimage import binary_opening
         from skimage.measure import label
         from skimage.morphology import disk
 
         x = torch.as_tensor(img, dtype=torch.float32)
+        if x.ndim == 4:  # (C, H, W, F): the brightest of every channel and frame
+            x = x.movedim(-1, 1)
         flat = x.reshape(-1, *x.shape[-2:]).amax(0).cpu().numpy()
         peak = float(flat.max())
         if peak <= 0:
@@ -115,6 +123,8 @@ class USFanCrop(Transform):
         r0, r1 = max(rows.min() - self.margin, 0), min(rows.max() + 1 + self.margin, h)
         c0, c1 = max(cols.min() - self.margin, 0), min(cols.max() + 1 + self.margin, w)
         keep = torch.from_numpy(mask[r0:r1, c0:c1]).to(img.device)
+        if img.ndim == 4:  # (C, H, W, F)
+            return img[:, r0:r1, c0:c1] * keep[..., None]
         return img[..., r0:r1, c0:c1] * keep
 
 
@@ -150,7 +160,7 @@ class RandCineFramed(Randomizable, MapTransform):
         first = next(iter(self.key_iterator(d)), None)
         if first is None or d[first].ndim != 4:
             return d
-        self.randomize(d[first].shape[1])
+        self.randomize(d[first].shape[-1])
         for key in self.key_iterator(d):
             d[key] = _wrap_key_errors(lambda x: self.picker(x, randomize=False), key, d[key])
         return d

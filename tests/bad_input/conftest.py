@@ -33,13 +33,18 @@ def error_text(exc: BaseException) -> str:
 
 
 def pydicom_file(name: str) -> Path:
-    """A DICOM bundled in the pydicom wheel (never one pydicom would download)."""
+    """A DICOM bundled in the pydicom wheel or in ``pydicom-data`` (the ``dev`` extra: the enhanced CT/MR test
+    files); never one pydicom would download."""
     pydicom_data = pytest.importorskip("pydicom.data")
     base = Path(pydicom_data.get_testdata_file("CT_small.dcm")).parent
     for root, _, files in os.walk(base):
         if name in files:
             return Path(root) / name
-    pytest.skip(f"{name} is not bundled with this pydicom")
+    path = pydicom_data.get_testdata_file(name, download=False)
+    if path:
+        return Path(path)
+    pytest.skip(f"{name} is neither bundled with this pydicom nor installed by pydicom-data "
+                "(pip install pydicom-data; it is in the dev extra)")
 
 
 def copy_to(src: Path, dst: Path) -> Path:

@@ -143,3 +143,61 @@ def test_dicom_is_recognised_by_content_whatever_its_name(tmp_path, dcm, name):
     assert img.shape == reference.shape == (1, 128, 128) and torch.equal(img.as_tensor(), reference.as_tensor())
     scan = datalist_from_dicom(tmp_path)
     assert len(scan.datalist) == 2 and not scan.skipped
+
+
+def _one_line(err: BaseException) -> str:
+    """The preset's own message: one line, the reason behind MONAI's wrapper, never an object address."""
+    from monai_ssl.transforms import InputError
+
+    assert isinstance(err, InputError) and isinstance(err, ValueError) and isinstance(err, RuntimeError)
+    msg = str(err)
+    assert "\n" not in msg and "applying transform" not in msg and "object at 0x" not in msg
+    return msg
+
+
+_HINTS = [
+    # a classic MR slice to the MR preset's default 3D
+    ("MR_small.dcm", MRPresetd, {}, (r"MRPresetd\(spatial_dims=3\) expected a channel-first 3D image .*"
+                                     r"got shape \(1, 64, 64\): a 2D image .*: pass spatial_dims=2$")),
+    # an enhanced CT (two frames, last axis) to the CT preset's default 2D
+    ("eCT_Supplemental.dcm", CTPresetd, {}, (r"CTPresetd\(spatial_dims=2\) expected a channel-first 2D image .*"
+                                             r"got shape \(1, 512, 512, 2\): a 3D image .*: pass spatial_dims=3$")),
+    # an enhanced MR volume to the X-ray preset (2D only)
+    ("emri_small.dcm", XRayPresetd, {}, (r"XRayPresetd expected a channel-first 2D image .*select a frame first "
+                                         r"\(CineFramed\) and pass load=False$")),
+    ("MR_small.dcm", CTPresetd, {}, (r"CTPresetd cannot use .*DICOM Modality 'MR' where this chain expects "
+                                     r"\['CT'\]: use MRPresetd for MR images, or leave this file out")),
+    ("rtplan.dcm", XRayPresetd, {}, (r"XRayPresetd cannot use .*: DICOM has no pixel data \(Modality RTPLAN\): "
+                                     r"leave the file out of the data list")),
+]
+
+
+@pytest.mark.parametrize("name, preset, kwargs, fix", _HINTS)
+def test_preset_error_is_one_line_with_file_reason_and_fix(tmp_path, dcm, name, preset, kwargs, fix):
+    src = copy_to(dcm(name), tmp_path / name)
+    with pytest.raises(ValueError) as err:
+        preset("image", **kwargs)({"image": str(src)})
+    msg = _one_line(err.value)
+    assert f"{src} (key 'image')" in msg and msg.count(str(src)) == 1
+    assert __import__("re").search(fix, msg), msg
+
+
+def test_preset_hint_is_right(dcm):
+    """Following the hints works: the same files load with the spatial_dims the message named."""
+    assert MRPresetd("image", spatial_dims=2)({"image": str(dcm("MR_small.dcm"))})["image"].shape == (1, 64, 64)
+    ct = CTPresetd("image", spatial_dims=3, spatial_size=16)({"image": str(dcm("eCT_Supplemental.dcm"))})["image"]
+    assert ct.shape == (1, 16, 16, 16) and 0.0 <= float(ct.min()) and float(ct.max()) <= 1.0
+    mr = MRPresetd("image")({"image": str(dcm("emri_small.dcm"))})["image"]  # enhanced MR: a volume, 3D default
+    assert mr.shape == (1, 64, 64, 10) and float(mr.max()) == 1.0
+
+
+def test_nested_preset_named_in_monai_wrapper(tmp_path, dcm):
+    """Inside another Compose, MONAI's wrapper names the preset and its settings, not an object address; the
+    preset's one-line message is the cause."""
+    import monai.transforms
+
+    src = copy_to(dcm("MR_small.dcm"), tmp_path / "mr.dcm")
+    with pytest.raises(RuntimeError) as err:
+        monai.transforms.Compose([MRPresetd("image")])({"image": str(src)})
+    assert str(err.value).startswith("applying transform MRPresetd(keys='image', spatial_dims=3")
+    assert "pass spatial_dims=2" in _one_line(err.value.__cause__)

@@ -35,7 +35,10 @@ def test_monochrome1_is_inverted(dcm):
 
 def test_colour_cine_ultrasound(dcm):
     img = LoadMedicalImage()(dcm("examples_ybr_color.dcm"))
-    assert img.shape == (3, 30, 240, 320) and img.meta["is_cine"] and img.meta["PhotometricInterpretation"] == "RGB"
+    # issue 22: frames on the last spatial axis, MONAI's (C, H, W, D) (was (3, 30, 240, 320), frames first)
+    assert img.shape == (3, 240, 320, 30) and img.meta["is_cine"] and img.meta["PhotometricInterpretation"] == "RGB"
+    rgb = pydicom.dcmread(dcm("examples_ybr_color.dcm")).pixel_array  # (F, H, W, 3), YBR decoded to RGB
+    np.testing.assert_array_equal(img.numpy(), rgb.transpose(3, 1, 2, 0).astype(np.float32))
 
 
 def test_jpeg2000(dcm):

@@ -12,13 +12,13 @@ from monai_ssl.transforms import CineFrame, LoadMedicalImage, RandCineFrame, Ran
 def cine(request):
     from tests.transforms.conftest import pydicom_file
 
-    return LoadMedicalImage()(pydicom_file("examples_ybr_color.dcm"))  # (3, 30, 240, 320)
+    return LoadMedicalImage()(pydicom_file("examples_ybr_color.dcm"))  # (3, 240, 320, 30), frames last
 
 
 def test_cine_frame_selection(cine):
     mid = CineFrame("middle")(cine)
     assert mid.shape == (3, 240, 320) and mid.meta["frame_index"] == 15 and not mid.meta["is_cine"]
-    torch.testing.assert_close(CineFrame(-1)(cine), cine[:, 29])
+    torch.testing.assert_close(CineFrame(-1)(cine), cine[..., 29])
     with pytest.raises(ValueError, match="frame 40 out of range for a cine of 30 frames"):
         CineFrame(40)(cine)
     with pytest.raises(ValueError, match="frame must be"):
@@ -56,3 +56,14 @@ def test_fan_crop_on_real_us_frame(cine):
 def test_fan_crop_blank_image_error():
     with pytest.raises(ValueError, match="key 'us'.*blank"):
         USFanCropd("us")({"us": torch.zeros(1, 8, 8)})
+
+
+def test_fan_crop_on_whole_cine_keeps_frames_last(cine):
+    """A cine (C, H, W, F) is cropped in H and W with one sector for all frames; the frames stay on the last axis."""
+    out = USFanCrop()(cine)
+    mask = USFanCrop().sector_mask(cine)
+    rows, cols = mask.nonzero()
+    assert out.shape == (3, rows.max() - rows.min() + 1, cols.max() - cols.min() + 1, 30)
+    inside = torch.from_numpy(mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1])
+    torch.testing.assert_close(out[..., 7].as_tensor(),
+                               cine[:, rows.min():rows.max() + 1, cols.min():cols.max() + 1, 7].as_tensor() * inside)
