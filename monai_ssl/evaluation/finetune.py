@@ -4,9 +4,10 @@
 ``warmup_cosine_schedule`` stepped per iteration by ``monai.handlers.LrScheduleHandler``, :class:`NaNGuard` stops
 on a non-finite loss before the bad step, and an epoch handler keeps the weights of the best validation AUC.
 
-Binary tasks: a network with **2 outputs** is trained with softmax cross-entropy (as the curriculum paper and
-VIS-MAE do, METHODS.md §2/§4.5) and the positive-class probability is ``softmax(logits)[:, 1]``; a network with
-**1 output** is trained with ``BCEWithLogits`` and scored with ``sigmoid``. Multi-class: softmax cross-entropy;
+Binary tasks: a network with **2 outputs** is trained with softmax cross-entropy (as the curriculum paper, de
+Andrés Tamé et al., arXiv:2301.10687, and VIS-MAE, Liu et al., arXiv:2402.01034, do) and the positive-class
+probability is ``softmax(logits)[:, 1]``; a network with **1 output** is trained with ``BCEWithLogits`` and scored
+with ``sigmoid``. Multi-class: softmax cross-entropy;
 multi-label: one sigmoid + BCE per class.
 """
 
@@ -237,37 +238,6 @@ def compute_auc(probs: torch.Tensor, labels: torch.Tensor, task: str = "binary")
     return auc_score(probs, labels, task)
 
 
-class _FrozenEncoder(nn.Module):
-    """Wraps ``model`` so that ``train()`` keeps every module outside the head in eval mode (BN stats frozen)."""
-
-    def __init__(self, model: nn.Module, frozen: Sequence[nn.Module]) -> None:
-        super().__init__()
-        self.model = model
-        self._frozen = list(frozen)
-
-    def train(self, mode: bool = True) -> _FrozenEncoder:
-        super().train(mode)
-        for m in self._frozen:
-            m.eval()
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
-def _freeze_all_but_head(model: nn.Module, head_names: Sequence[str]) -> list[nn.Module]:
-    heads = [n for n, _ in model.named_children() if n in head_names]
-    if not heads:
-        raise ValueError(
-            f"freeze_encoder: {type(model).__name__} has no head module named one of {tuple(head_names)} "
-            f"(children: {[n for n, _ in model.named_children()]}); pass head_names"
-        )
-    frozen = [m for n, m in model.named_children() if n not in heads]
-    for m in frozen:
-        m.requires_grad_(False)
-    return frozen
-
-
 def finetune_classifier(
     model: nn.Module,
     train_loader: Iterable,
@@ -305,7 +275,8 @@ def finetune_classifier(
         task: ``"binary"`` (2-output softmax CE or 1-output BCE, see the module docstring), ``"multiclass"`` or
             ``"multilabel"``.
         freeze_encoder: train only the head child module (``head_names``); the other children keep their weights
-            and their BatchNorm statistics (kept in eval mode): a linear probe trained end-to-end style.
+            and their BatchNorm statistics (kept in eval mode, :func:`monai_ssl.networks.freeze_encoder`): a
+            linear probe trained end-to-end style. Undone when training ends.
         head_names: names of the head child module for ``freeze_encoder``.
         epoch_length: iterations per epoch (Ignite cycles the loader), to give every label fraction a fixed step
             budget.
@@ -325,6 +296,8 @@ def finetune_classifier(
 
     from ..engines.optim import param_groups_without_decay, warmup_cosine_schedule
     from ..handlers.nan_guard import NaNGuard
+    from ..networks.freezing import freeze_encoder as freeze
+    from ..networks.freezing import unfreeze_encoder
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got '{task}'")
@@ -332,9 +305,8 @@ def finetune_classifier(
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     device = torch.device(device)
     model.to(device)
-    network: nn.Module = model
     if freeze_encoder:
-        network = _FrozenEncoder(model, _freeze_all_but_head(model, head_names))
+        freeze(model, head_names)
     if layer_decay is not None:
         groups = layerwise_lr_decay_groups(model, lr, layer_decay, weight_decay)
         for g in groups:
@@ -351,7 +323,7 @@ def finetune_classifier(
     scheduler = warmup_cosine_schedule(optimizer, int(round(warmup_epochs * steps_per_epoch)), total)
     num_outputs = _num_outputs(model, train_loader, device)
     trainer = SupervisedTrainer(
-        device=device, max_epochs=epochs, train_data_loader=train_loader, network=network, optimizer=optimizer,
+        device=device, max_epochs=epochs, train_data_loader=train_loader, network=model, optimizer=optimizer,
         loss_function=classification_loss(task, num_outputs, class_weights), epoch_length=epoch_length,
         amp=amp and device.type == "cuda", decollate=False,
         train_handlers=[LrScheduleHandler(scheduler, print_lr=False, epoch_level=False)],
@@ -379,7 +351,7 @@ def finetune_classifier(
     if best_state is not None:
         model.load_state_dict(best_state)
     if freeze_encoder:
-        model.requires_grad_(True)
+        unfreeze_encoder(model)
     history["iterations"] = trainer.state.iteration
     return history
 

@@ -1,8 +1,9 @@
 """Segmentation on a pretrained (MAE) encoder: MONAI ``SwinUNETR`` / ``UNETR`` + Dice-CE + sliding-window Dice.
 
-METHODS.md §4.4 (VIS-MAE fine-tuning) and §4.7 (ViT-MAE -> UNETR). ``build_segmentation_model`` builds the MONAI
-network and, given a checkpoint, loads the pretrained encoder through the explicit key maps of
-:mod:`monai_ssl.networks` with a :class:`~monai_ssl.networks.weights.WeightLoadReport`. What is transferred:
+VIS-MAE fine-tuning (Liu et al., arXiv:2402.01034, 2024) and a ViT MAE (He et al., CVPR 2022) under UNETR
+(Hatamizadeh et al., WACV 2022). ``build_segmentation_model`` builds the MONAI network and, given a checkpoint,
+loads the pretrained encoder through :func:`monai_ssl.networks.load_pretrained` (kinds ``swin_mae_swinunetr`` /
+``mae_vit_unetr``) with a :class:`~monai_ssl.networks.weights.WeightLoadReport`. What is transferred:
 
 * ``arch="swinunetr"`` from a :class:`~monai_ssl.networks.nets.SwinMAE`: the whole Swin encoder
   (``swinViT.*``: patch embedding, the four Swin stages with their relative position tables and the patch
@@ -21,21 +22,14 @@ The loss is MONAI ``DiceCELoss`` with 0.4 CE + 0.6 Dice; training and evaluation
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from monai_ssl.networks.nets.swin_mae import swin_mae_to_swinunetr
-from monai_ssl.networks.transfer import TARGET_SCOPES
-from monai_ssl.networks.weights import (
-    WeightLoadReport,
-    load_checkpoint_weights,
-    load_mapped_state_dict,
-    mae_vit_to_monai_vit,
-)
+from monai_ssl.networks.pretrained import load_pretrained
+from monai_ssl.networks.weights import WeightLoadReport
 
 __all__ = [
     "build_segmentation_model",
@@ -50,71 +44,6 @@ SEGMENTATION_ARCHS = ("swinunetr", "unetr")
 
 
 # ---------------------------------------------------------------------------------------------- config checks
-def _swin_signature(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, Any]:
-    """Structural settings of a MONAI ``SwinTransformer`` read from tensor names/shapes under ``prefix``."""
-    w = state.get(prefix + "patch_embed.proj.weight")
-    if w is None:
-        return {}
-    sig: dict[str, Any] = {
-        "spatial_dims": w.ndim - 2,
-        "feature_size": int(w.shape[0]),
-        "in_channels": int(w.shape[1]),
-        "patch_size": tuple(int(s) for s in w.shape[2:]),
-        "use_v2": any(k.startswith(prefix + "layers1c.") for k in state),
-    }
-    depths, heads, windows, mlp, qkv_bias = [], [], [], None, None
-    for stage in range(1, 5):
-        pat = re.compile(re.escape(f"{prefix}layers{stage}.0.blocks.") + r"(\d+)\.")
-        blocks = {int(m.group(1)) for k in state if (m := pat.match(k))}
-        depths.append(len(blocks))
-        table = state.get(f"{prefix}layers{stage}.0.blocks.0.attn.relative_position_bias_table")
-        heads.append(None if table is None else int(table.shape[1]))
-        windows.append(None if table is None else int(table.shape[0]))
-        if stage == 1:
-            lin = state.get(f"{prefix}layers1.0.blocks.0.mlp.linear1.weight")
-            mlp = None if lin is None else int(lin.shape[0])
-            qkv_bias = f"{prefix}layers1.0.blocks.0.attn.qkv.bias" in state
-    sig.update(depths=tuple(depths), num_heads=tuple(heads), mlp_hidden=mlp, qkv_bias=qkv_bias)
-    sig["relative_position_table_rows (window_size)"] = tuple(windows)
-    return sig
-
-
-def _vit_signature(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, Any]:
-    """Structural settings of a (MONAI-named) ViT encoder read from tensor names/shapes under ``prefix``."""
-    w = state.get(prefix + "patch_embedding.patch_embeddings.weight")
-    if w is None:
-        return {}
-    pos = state.get(prefix + "patch_embedding.position_embeddings")
-    pat = re.compile(re.escape(prefix + "blocks.") + r"(\d+)\.")
-    lin = state.get(prefix + "blocks.0.mlp.linear1.weight")
-    return {
-        "spatial_dims": w.ndim - 2,
-        "hidden_size": int(w.shape[0]),
-        "in_channels": int(w.shape[1]),
-        "patch_size": tuple(int(s) for s in w.shape[2:]),
-        "num_tokens (img_size / patch_size)": None if pos is None else int(pos.shape[1]),
-        "num_layers": len({int(m.group(1)) for k in state if (m := pat.match(k))}),
-        "mlp_dim": None if lin is None else int(lin.shape[0]),
-        "qkv_bias": (prefix + "blocks.0.attn.qkv.bias") in state,
-    }
-
-
-def _check_compatible(source: dict, target: dict, src_name: str, dst_name: str, hint: str) -> None:
-    diffs = [f"{k} (checkpoint {source[k]}, model {target.get(k)})" for k in source if source[k] != target.get(k)]
-    if diffs:
-        raise ValueError(
-            f"pretrained {src_name} does not match the {dst_name} to build: " + "; ".join(diffs) + f". {hint}"
-        )
-
-
-def _as_state_dict(pretrained: str | os.PathLike | Mapping[str, torch.Tensor], checkpoint_key: str | None) -> dict:
-    if isinstance(pretrained, Mapping):
-        from ..networks.transfer import _unwrap  # same container handling as load_pretrained (DDP prefix, "network")
-
-        return _unwrap(pretrained, checkpoint_key)
-    return load_checkpoint_weights(pretrained, key=checkpoint_key)
-
-
 def _check_img_size(img_size: Sequence[int], spatial_dims: int, divisor: int, arch: str, why: str) -> tuple:
     size = (int(img_size),) * spatial_dims if isinstance(img_size, int) else tuple(int(s) for s in img_size)
     if len(size) != spatial_dims or any(s <= 0 or s % divisor for s in size):
@@ -196,44 +125,16 @@ def build_segmentation_model(
     if pretrained is None:
         return model, None
 
-    state = _as_state_dict(pretrained, checkpoint_key)
-    target = model.state_dict()
-    if arch == "swinunetr":
-        if any(k.startswith("encoder.patch_embed.") for k in state):
-            mapped, src_name = swin_mae_to_swinunetr(state, prefix="swinViT."), "SwinMAE"
-        elif any(k.startswith("swinViT.patch_embed.") for k in state):
-            mapped, src_name = {k: v for k, v in state.items() if k.startswith("swinViT.")}, "SwinUNETR"
-        else:
-            raise ValueError(
-                "pretrained weights for swinunetr must come from a SwinMAE (keys 'encoder.patch_embed.*', ...) or a "
-                f"SwinUNETR ('swinViT.*'); got keys like {sorted(state)[:5]}. A ViT-MAE checkpoint goes with "
-                "arch='unetr'."
-            )
-        _check_compatible(_swin_signature(mapped, "swinViT."), _swin_signature(target, "swinViT."), src_name,
-                          "SwinUNETR", "Pass the MAE's settings (feature_size, patch_size, depths, num_heads, "
-                          "window_size, mlp_ratio, qkv_bias, use_v2) as keyword arguments.")
-    else:
-        if any(k.startswith("patch_embedding.patch_embeddings.") for k in state):
-            mapped, src_name = mae_vit_to_monai_vit(state, prefix="vit."), "MaskedAutoencoderViT"
-        elif any(k.startswith("vit.patch_embedding.") for k in state):
-            mapped, src_name = {k: v for k, v in state.items() if k.startswith("vit.")}, "UNETR"
-        else:
-            raise ValueError(
-                "pretrained weights for unetr must come from a MaskedAutoencoderViT (keys "
-                f"'patch_embedding.patch_embeddings.*', 'blocks.*') or a UNETR ('vit.*'); got keys like "
-                f"{sorted(state)[:5]}. A SwinMAE checkpoint goes with arch='swinunetr'."
-            )
-        _check_compatible(_vit_signature(mapped, "vit."), _vit_signature(target, "vit."), src_name, "UNETR",
-                          "UNETR always uses patch 16 and 12 blocks; pass the MAE's hidden_size, mlp_dim, "
-                          "num_heads, qkv_bias and img_size.")
-    scope = TARGET_SCOPES["swin_mae_swinunetr" if arch == "swinunetr" else "mae_vit_unetr"]
-    report = load_mapped_state_dict(model, mapped, None, min_loaded_fraction=min_loaded_fraction, target_scope=scope)
+    # the kind's filter takes a MAE or a SwinUNETR / UNETR checkpoint and names every setting that differs
+    kind = "swin_mae_swinunetr" if arch == "swinunetr" else "mae_vit_unetr"
+    report = load_pretrained(model, pretrained, kind, min_loaded_fraction=min_loaded_fraction,
+                             checkpoint_key=checkpoint_key)
     return model, report
 
 
 # ---------------------------------------------------------------------------------------------- loss and metrics
 def segmentation_loss(lambda_ce: float = 0.4, lambda_dice: float = 0.6, **kwargs: Any) -> nn.Module:
-    """MONAI ``DiceCELoss(to_onehot_y=True, softmax=True)`` weighted 0.4 CE + 0.6 Dice (METHODS.md §4.4).
+    """MONAI ``DiceCELoss(to_onehot_y=True, softmax=True)`` weighted 0.4 CE + 0.6 Dice (VIS-MAE, Liu et al. 2024).
 
     Input ``(B, C, *spatial)`` logits and ``(B, 1, *spatial)`` integer labels. With MONAI's defaults the Dice
     term is the soft Dice loss averaged over all ``C`` classes and the batch (background included,

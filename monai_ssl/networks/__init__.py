@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .blocks import ProjectionHead
 from .classifier_init import prepare_classifier
+from .freezing import freeze_encoder, unfreeze_encoder
 from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
 from .nets import ContrastiveModel, pool_features
 from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
@@ -16,9 +17,11 @@ from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     swin_mae_to_swinunetr,
 )
 from .patching import patchify, unpatchify
-from .transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
+from .nets.mae import mae_vit_to_monai_vit
+from .pretrained import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained, pretrained_filter
+from .pretrained import register_pretrained_kind
 from .weights import MAX_ABS_WEIGHT, NonFiniteWeightsError, WeightLoadReport, check_weights, load_checkpoint_weights
-from .weights import load_mapped_state_dict, mae_vit_to_monai_vit
+from .weights import load_mapped_state_dict
 
 __all__ = [
     "ContrastiveModel",
@@ -48,5 +51,12 @@ __all__ += [  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     "convnext_tiny",
     "swin_mae_to_swinunetr",
 ]
-__all__ += ["PRETRAINED_KINDS", "contrastive_to_resnet", "load_pretrained"]  # one-call pretrained loading
+__all__ += [  # the one pretrained-weights door and its registry of kinds
+    "PRETRAINED_KINDS",
+    "contrastive_to_resnet",
+    "load_pretrained",
+    "pretrained_filter",
+    "register_pretrained_kind",
+]
+__all__ += ["freeze_encoder", "unfreeze_encoder"]  # linear probing: frozen encoder, BN statistics kept
 __all__ += ["prepare_classifier"]  # fine-tune / linear-probe set-up from a pretrained encoder

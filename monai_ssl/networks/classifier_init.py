@@ -7,24 +7,13 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from torch import nn
 
 __all__ = ["prepare_classifier"]
 
 logger = logging.getLogger(__name__)
-
-
-def _keep_frozen_in_eval(frozen: Sequence[nn.Module]) -> Callable:
-    def hook(module: nn.Module, args: Any) -> None:
-        if module.training:  # SupervisedTrainer calls network.train() every iteration
-            for m in frozen:
-                m.eval()
-
-    return hook
 
 
 def _check_stem_stride(network: nn.Module, pretrained_ckpt: str | os.PathLike) -> None:
@@ -59,10 +48,10 @@ def prepare_classifier(
     Args:
         network: the classifier (MONAI ``resnet18(num_classes=K)``; its head is the child ``head_name``).
         pretrained_ckpt: checkpoint for :func:`monai_ssl.networks.load_pretrained`; ``""``/None = from scratch.
-        pretrained_kind: its key map (``contrastive_resnet`` for the ``micle_pretrain`` export, ``state_dict``...).
+        pretrained_kind: a kind of :data:`monai_ssl.networks.PRETRAINED_KINDS` (``contrastive_resnet`` for the
+            ``micle_pretrain`` export, ``state_dict``...).
         mode: ``finetune`` (every weight trains) or ``linear_probe`` (only the head trains; the encoder's
-            weights are frozen and its BatchNorm statistics kept, by a forward pre-hook that puts the frozen
-            children back in eval mode).
+            weights are frozen and its BatchNorm statistics kept, by :func:`monai_ssl.networks.freeze_encoder`).
         head_name: name of the head child module.
         min_loaded_fraction: passed to ``load_pretrained``.
 
@@ -74,7 +63,8 @@ def prepare_classifier(
         FileNotFoundError: ``pretrained_ckpt`` does not exist (naming the config key).
     """
     from ..utils.config import choose, require_path
-    from .transfer import load_pretrained
+    from .freezing import freeze_encoder
+    from .pretrained import load_pretrained
 
     choose({"finetune": 1, "linear_probe": 1}, mode, "mode")
     if pretrained_ckpt:
@@ -91,8 +81,5 @@ def prepare_classifier(
         if head_name not in children:
             raise ValueError(f"config key 'mode': linear_probe needs a head child '{head_name}' in "
                              f"{type(network).__name__} (children: {sorted(children)})")
-        frozen = [m for n, m in children.items() if n != head_name]
-        for m in frozen:
-            m.requires_grad_(False)
-        network.register_forward_pre_hook(_keep_frozen_in_eval(frozen))
+        freeze_encoder(network, (head_name,))
     return network

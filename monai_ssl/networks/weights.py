@@ -4,9 +4,9 @@
 containers; ``load_mapped_state_dict`` renames keys, copies what fits and reports what was loaded,
 missing, unexpected, skipped and shape-mismatched, raising a clear error when too little was loaded;
 ``check_weights`` refuses NaN / inf and absurdly large tensors (a diverged run: see :data:`MAX_ABS_WEIGHT`),
-on every load here, in checkpoints, in the encoder export and in :class:`~monai_ssl.handlers.NaNGuard`;
-``mae_vit_to_monai_vit`` maps a :class:`~monai_ssl.networks.nets.MaskedAutoencoderViT` encoder onto
-``monai.networks.nets.ViT`` (or the ``vit`` of ``UNETR`` with ``prefix="vit."``).
+on every load here, in checkpoints, in the encoder export and in :class:`~monai_ssl.handlers.NaNGuard`.
+These are the pieces under the one loading door, :func:`monai_ssl.networks.load_pretrained`, whose registered
+kinds hold the key maps (:mod:`monai_ssl.networks.pretrained`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
+from monai.utils import optional_import
 from torch import nn
+
+safetensors_load_file, has_safetensors = optional_import("safetensors.torch", name="load_file")
 
 __all__ = [
     "MAX_ABS_WEIGHT",
@@ -26,17 +29,13 @@ __all__ = [
     "check_weights",
     "load_mapped_state_dict",
     "load_checkpoint_weights",
-    "mae_vit_to_monai_vit",
+    "unwrap_state_dict",
     "compact_keys",
-    "MAE_VIT_ENCODER_PREFIXES",
 ]
 
 logger = logging.getLogger(__name__)
 
 KeyMap = Mapping[str, str] | Callable[[str], "str | None"]
-
-# parameter/buffer name prefixes of the MaskedAutoencoderViT encoder (names identical to monai ViT)
-MAE_VIT_ENCODER_PREFIXES = ("patch_embedding.", "blocks.", "norm.")
 
 #: Largest magnitude a network weight or buffer may have before it is taken for divergence. Trained conv/ViT
 #: weights are O(1) and BatchNorm running variances of normalised images O(1e2) at most; a run with a far too
@@ -299,18 +298,65 @@ def load_mapped_state_dict(
 _CONTAINER_KEYS = ("state_dict", "model", "network", "net", "model_state_dict", "module")
 
 
+def unwrap_state_dict(
+    obj: Mapping, key: str | None = None, strip_prefix: str | None = "module.", where: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """The flat ``{name: tensor}`` state dict inside a checkpoint container.
+
+    A flat dict of tensors is returned as is; a container (Ignite/MONAI ``{"network": ..., "optimizer": ...}``,
+    Lightning ``{"state_dict": ...}``, ...) gives its entry ``key``, else the first of ``state_dict``, ``model``,
+    ``network``, ``net``, ``model_state_dict``, ``module`` that is a dict. ``strip_prefix`` (the DDP ``module.``)
+    is removed from every key that has it.
+
+    Args:
+        obj: what ``torch.load`` (or ``safetensors``) returned, or an in-memory state dict / container.
+        key: entry holding the weights inside a container (``None``: auto-detect).
+        strip_prefix: prefix removed from every key that has it (``None`` keeps keys as they are).
+        where: names the source in error messages (``"checkpoint path/to/file.pt"``).
+
+    Raises:
+        ValueError: no entry ``key``, or no tensors.
+    """
+    if key is not None:
+        if key not in obj:
+            raise ValueError(f"{where} has no entry {key!r}; entries: {sorted(obj)[:20]}.")
+        obj = obj[key]
+    elif not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        for name in _CONTAINER_KEYS:
+            if isinstance(obj.get(name), Mapping):
+                obj = obj[name]
+                break
+    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, Mapping) else {}
+    if not tensors:
+        raise ValueError(f"{where} (entry {key!r}) holds no tensors; entries: {list(obj)[:20]}.")
+    if strip_prefix:
+        tensors = {(k[len(strip_prefix):] if k.startswith(strip_prefix) else k): v for k, v in tensors.items()}
+    return tensors
+
+
+def _read_safetensors(path: str) -> dict[str, torch.Tensor]:
+    if not has_safetensors:
+        raise ValueError(f"checkpoint {path}: reading .safetensors files needs the safetensors package "
+                         "(pip install safetensors, or monai-ssl[weights]).")
+    try:
+        return safetensors_load_file(path, device="cpu")
+    except Exception as err:  # safetensors raises its own error types for truncated / malformed headers
+        raise ValueError(f"cannot read checkpoint {path} as a safetensors file (corrupt or not safetensors): "
+                         f"{err}") from err
+
+
 def load_checkpoint_weights(
     path: str | os.PathLike, key: str | None = None, strip_prefix: str | None = "module.", check_values: bool = True
 ) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely and return its flat ``{name: tensor}`` state dict.
 
-    Uses ``torch.load(path, map_location="cpu", weights_only=True)``. When the file holds a container
-    (Ignite/MONAI ``{"network": ..., "optimizer": ...}``, Lightning ``{"state_dict": ...}``, ...), the
-    entry ``key`` is returned, else the first of ``state_dict``, ``model``, ``network``, ``net``,
-    ``model_state_dict``, ``module`` that holds tensors. A DDP ``module.`` prefix is stripped.
+    Uses ``torch.load(path, map_location="cpu", weights_only=True)``, or ``safetensors.torch.load_file`` for a
+    ``.safetensors`` file (which holds tensors only by construction). Containers are unwrapped by
+    :func:`unwrap_state_dict`: the entry ``key``, else the first of ``state_dict``, ``model``, ``network``,
+    ``net``, ``model_state_dict``, ``module`` that holds tensors. A DDP ``module.`` prefix is stripped.
 
     Args:
-        path: checkpoint file.
+        path: checkpoint file (``.pt`` / ``.pth`` / ``.ckpt`` ..., or ``.safetensors``).
         key: entry holding the weights inside a container checkpoint (``None``: auto-detect).
         strip_prefix: prefix removed from every key that has it (``None`` keeps keys as they are).
         check_values: refuse NaN / inf tensors and tensors larger than :data:`MAX_ABS_WEIGHT` in magnitude (False
@@ -324,51 +370,17 @@ def load_checkpoint_weights(
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle/zip errors differ between torch versions
-        raise ValueError(f"cannot read checkpoint {path} with weights_only=True (corrupt or unsafe file): {err}") from err
+    if path.endswith(".safetensors"):
+        obj = _read_safetensors(path)
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # pickle/zip errors differ between torch versions
+            raise ValueError(f"cannot read checkpoint {path} with weights_only=True (corrupt or unsafe file): "
+                             f"{err}") from err
     if not isinstance(obj, Mapping):
         raise ValueError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict of tensors.")
-    if key is not None:
-        if key not in obj:
-            raise ValueError(f"checkpoint {path} has no entry {key!r}; entries: {sorted(obj)[:20]}.")
-        obj = obj[key]
-    else:
-        for name in _CONTAINER_KEYS:
-            if isinstance(obj.get(name), Mapping):
-                obj = obj[name]
-                break
-    tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)} if isinstance(obj, Mapping) else {}
-    if not tensors:
-        raise ValueError(f"checkpoint {path} (entry {key!r}) holds no tensors; entries: {list(obj)[:20]}.")
-    if strip_prefix:
-        tensors = {(k[len(strip_prefix):] if k.startswith(strip_prefix) else k): v for k, v in tensors.items()}
+    tensors = unwrap_state_dict(obj, key, strip_prefix, where=f"checkpoint {path}")
     if check_values:
         check_weights(tensors, f"checkpoint {path}")
     return tensors
-
-
-def mae_vit_to_monai_vit(state_dict: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
-    """Map a ``MaskedAutoencoderViT`` state dict onto ``monai.networks.nets.ViT`` (``classification=False``).
-
-    The MAE encoder uses MONAI's parameter names (``patch_embedding.patch_embeddings``,
-    ``patch_embedding.position_embeddings``, ``blocks.{i}.{norm1,attn.qkv,attn.out_proj,norm2,
-    mlp.linear1,mlp.linear2}``, ``norm``), so the map keeps encoder keys, adds ``prefix`` and drops the
-    decoder (``decoder_*``, ``mask_token``). The fixed sin-cos position table is exported as
-    ``position_embeddings`` and loads into a learnable or sin-cos ViT alike.
-
-    Args:
-        state_dict: MAE weights (a ``MaskedAutoencoderViT.state_dict()`` or a loaded checkpoint).
-        prefix: added to every key, e.g. ``"vit."`` for ``monai.networks.nets.UNETR``.
-
-    Returns:
-        ``{target key: tensor}`` to pass to :func:`load_mapped_state_dict` (or ``load_state_dict``).
-    """
-    out = {}
-    for k, v in state_dict.items():
-        if k.startswith(MAE_VIT_ENCODER_PREFIXES):
-            out[prefix + k] = v
-    if not out:
-        raise ValueError("state_dict holds no MaskedAutoencoderViT encoder keys (patch_embedding.*, blocks.*, norm.*).")
-    return out

@@ -88,7 +88,7 @@ def test_vit_scratch_and_mae_smoke(le, tmp_path, monkeypatch):
 
 def test_load_encoder_refuses_a_partial_vit_checkpoint(le, tmp_path):
     from monai_ssl.networks.nets import MaskedAutoencoderViT
-    from monai_ssl.networks.weights import mae_vit_to_monai_vit
+    from monai_ssl.networks.nets.mae import mae_vit_to_monai_vit
 
     torch.manual_seed(0)
     mae = MaskedAutoencoderViT(1, 28, le.vit_patch_size(28), spatial_dims=2, **le.VIT, **le.MAE_DECODER)

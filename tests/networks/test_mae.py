@@ -9,7 +9,8 @@ from monai.networks.nets import UNETR, ViT
 from monai_ssl.losses import MaskedReconstructionLoss
 from monai_ssl.networks.nets import MaskedAutoencoderViT, sincos_position_embedding
 from monai_ssl.networks.patching import patchify
-from monai_ssl.networks.weights import load_mapped_state_dict, mae_vit_to_monai_vit
+from monai_ssl.networks.nets.mae import mae_vit_to_monai_vit
+from monai_ssl.networks.weights import load_mapped_state_dict
 
 SMALL = dict(hidden_size=40, mlp_dim=64, num_layers=2, num_heads=4, decoder_hidden_size=32, decoder_mlp_dim=48,
              decoder_num_layers=1, decoder_num_heads=4)

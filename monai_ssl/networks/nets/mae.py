@@ -5,14 +5,15 @@ device), a light decoder inserts a shared mask token at the masked positions, re
 predicts the pixels of every patch. Encoder parameter names are those of ``monai.networks.nets.ViT``
 (``patch_embedding.patch_embeddings``, ``patch_embedding.position_embeddings``,
 ``blocks.{i}.{norm1, attn.qkv, attn.out_proj, norm2, mlp.linear1, mlp.linear2}``, ``norm``), so
-:func:`monai_ssl.networks.weights.mae_vit_to_monai_vit` maps them 1:1 onto ``ViT`` / ``UNETR.vit``.
+:func:`mae_vit_to_monai_vit` (this module's export map, used by the ``mae_vit`` / ``mae_vit_unetr`` kinds of
+:func:`monai_ssl.networks.load_pretrained`) maps them 1:1 onto ``ViT`` / ``UNETR.vit``.
 Attention uses ``F.scaled_dot_product_attention``; the model trains under ``torch.autocast``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +22,7 @@ from torch import nn
 from monai_ssl.networks.masking import entropy_guided_mask, random_unit_mask, unit_entropy
 from monai_ssl.networks.patching import patch_grid
 
-__all__ = ["MaskedAutoencoderViT", "sincos_position_embedding"]
+__all__ = ["MAE_VIT_ENCODER_PREFIXES", "MaskedAutoencoderViT", "mae_vit_to_monai_vit", "sincos_position_embedding"]
 
 
 def sincos_position_embedding(grid_size: Sequence[int], embed_dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -322,3 +323,33 @@ class MaskedAutoencoderViT(nn.Module):
         """``x (B, C, *img_size) -> (pred (B, L, prod(patch_size) * C), mask (B, L))``."""
         latent, mask, ids_restore = self.forward_encoder(x, mask_ratio, generator)
         return self.forward_decoder(latent, ids_restore), mask
+
+
+# parameter/buffer name prefixes of the MaskedAutoencoderViT encoder (names identical to monai ViT)
+MAE_VIT_ENCODER_PREFIXES = ("patch_embedding.", "blocks.", "norm.")
+
+
+def mae_vit_to_monai_vit(state_dict: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Map a :class:`MaskedAutoencoderViT` state dict onto ``monai.networks.nets.ViT`` (``classification=False``).
+
+    The MAE encoder uses MONAI's parameter names (``patch_embedding.patch_embeddings``,
+    ``patch_embedding.position_embeddings``, ``blocks.{i}.{norm1,attn.qkv,attn.out_proj,norm2,
+    mlp.linear1,mlp.linear2}``, ``norm``), so the map keeps encoder keys, adds ``prefix`` and drops the
+    decoder (``decoder_*``, ``mask_token``). The fixed sin-cos position table is exported as
+    ``position_embeddings`` and loads into a learnable or sin-cos ViT alike.
+
+    Args:
+        state_dict: MAE weights (a ``MaskedAutoencoderViT.state_dict()`` or a loaded checkpoint).
+        prefix: added to every key, e.g. ``"vit."`` for ``monai.networks.nets.UNETR``.
+
+    Returns:
+        ``{target key: tensor}`` (the ``mae_vit`` / ``mae_vit_unetr`` kinds of
+        :func:`monai_ssl.networks.load_pretrained` load it with a report).
+    """
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith(MAE_VIT_ENCODER_PREFIXES):
+            out[prefix + k] = v
+    if not out:
+        raise ValueError("state_dict holds no MaskedAutoencoderViT encoder keys (patch_embedding.*, blocks.*, norm.*).")
+    return out

@@ -14,7 +14,7 @@ from monai.networks.nets import UNETR, ResNet, SwinUNETR, ViT
 
 from monai_ssl.handlers.checkpoint import RNGState, SSLCheckpointHandler
 from monai_ssl.networks.nets import ContrastiveModel, ConvNeXt, ConvNeXtMAE, MaskedAutoencoderViT, SwinMAE
-from monai_ssl.networks.transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
+from monai_ssl.networks.pretrained import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

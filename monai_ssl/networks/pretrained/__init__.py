@@ -1,0 +1,52 @@
+"""Pretrained weights: one door (:func:`load_pretrained`), one registry of kinds, one filter function per kind.
+
+Layout (where a new kind goes):
+
+* ``registry.py``: :class:`PretrainedKind`, :data:`PRETRAINED_KINDS`, :func:`register_pretrained_kind`,
+  :func:`load_pretrained`, :func:`pretrained_filter` and the ``state_dict`` kind (names unchanged).
+* one module per **target family**, holding every kind that loads into it, registered with the decorator:
+  ``resnet.py`` (MONAI ``ResNet``), ``vit.py`` (MONAI ``ViT`` / ``UNETR.vit``), ``swin.py`` (MONAI
+  ``SwinUNETR.swinViT``), ``convnext.py`` (:class:`~monai_ssl.networks.nets.ConvNeXt`). Third-party layouts
+  (torchvision, timm, official releases) are kinds in the module of the family they load into.
+* the export map of one of this project's pretraining models (``mae_vit_to_monai_vit``,
+  ``swin_mae_to_swinunetr``, ``convnext_mae_to_convnext``) stays in that model's file under ``nets/``; the family
+  module registers a kind that calls it.
+
+=======================  ==========================================  ===========================================
+kind                     source                                      target
+=======================  ==========================================  ===========================================
+``contrastive_resnet``   ``ContrastiveModel`` (``encoder.*``) or a    ``monai.networks.nets.ResNet`` classifier
+                         bare ResNet encoder state dict               (``fc`` stays freshly initialised)
+``mae_vit``              ``MaskedAutoencoderViT``                     ``monai.networks.nets.ViT``
+``mae_vit_unetr``        ``MaskedAutoencoderViT`` or ``UNETR``        ``monai.networks.nets.UNETR`` (``vit.*``)
+``swin_mae_swinunetr``   ``SwinMAE`` or ``SwinUNETR``                 ``monai.networks.nets.SwinUNETR``
+                                                                      (``swinViT.*``)
+``convnext_mae``         ``ConvNeXtMAE``                              :class:`~monai_ssl.networks.nets.ConvNeXt`
+``state_dict``           any state dict with the target's key names  the same architecture (no renaming)
+=======================  ==========================================  ===========================================
+"""
+
+from __future__ import annotations
+
+from . import convnext, resnet, swin, vit  # noqa: F401  (each registers its kinds)
+from .registry import (
+    PRETRAINED_KINDS,
+    PretrainedKind,
+    check_compatible,
+    load_pretrained,
+    pretrained_filter,
+    read_state_dict,
+    register_pretrained_kind,
+)
+from .resnet import contrastive_to_resnet
+
+__all__ = [
+    "PRETRAINED_KINDS",
+    "PretrainedKind",
+    "check_compatible",
+    "contrastive_to_resnet",
+    "load_pretrained",
+    "pretrained_filter",
+    "read_state_dict",
+    "register_pretrained_kind",
+]
