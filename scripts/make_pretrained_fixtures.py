@@ -50,7 +50,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.networks.pretrained_fixtures import FIXTURE_DIR, fill_state_dict, layout_of  # noqa: E402
+from tests.networks.pretrained_fixtures import FIXTURE_DIR, fill_state_dict, layout_of
 
 SEED = 0
 
@@ -87,7 +87,8 @@ def save(name: str, meta: dict, state: dict, **tensors) -> None:
     ints = {k: v.to(torch.int16) if v.numel() > 1 else v for k, v in ints.items()}
     obj = {"meta": meta, "layout": rows, "int_tensors": ints, "seed": SEED}
     # inputs are float16-exact (seeded_input): stored as float16, the tests cast them back to float32
-    obj.update({k: (v.half() if k.startswith("input") else v).detach().clone().contiguous() for k, v in tensors.items()})
+    for k, v in tensors.items():
+        obj[k] = (v.half() if k.startswith("input") else v).detach().clone().contiguous()
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
     path = FIXTURE_DIR / f"{name}.pt"
     torch.save(obj, path)
@@ -146,7 +147,8 @@ def main() -> None:
                            {**timm_meta, "builder": f"timm.create_model('resnet{depth}')"}, 64, gray=depth == 18)
 
     # --- ConvNeXt: torchvision (small config + Tiny layout) ---
-    from torchvision.models.convnext import CNBlockConfig, ConvNeXt as TVConvNeXt
+    from torchvision.models.convnext import CNBlockConfig
+    from torchvision.models.convnext import ConvNeXt as TVConvNeXt
 
     cfg = [CNBlockConfig(16, 32, 2), CNBlockConfig(32, 64, 2), CNBlockConfig(64, 128, 2), CNBlockConfig(128, None, 2)]
     classifier_fixture("torchvision_convnext_mini", TVConvNeXt(cfg, num_classes=1000),
@@ -161,7 +163,7 @@ def main() -> None:
     classifier_fixture("timm_convnext_atto", timm.create_model("convnext_atto"),
                        {**timm_meta, "builder": "timm.create_model('convnext_atto')", "depths": [2, 2, 6, 2],
                         "dims": [40, 80, 160, 320]}, 64)
-    mini = dict(depths=(2, 2, 2, 2), dims=(16, 32, 64, 128))
+    mini = {"depths": (2, 2, 2, 2), "dims": (16, 32, 64, 128)}
     classifier_fixture("timm_convnext_mini", timm.create_model("convnext_tiny", **mini),
                        {**timm_meta, "builder": "timm.create_model('convnext_tiny', depths=(2, 2, 2, 2), "
                         "dims=(16, 32, 64, 128))", "depths": [2, 2, 2, 2], "dims": [16, 32, 64, 128]}, 64)
@@ -191,7 +193,7 @@ def main() -> None:
                     "url": "https://dl.fbaipublicfiles.com/convnext/convnext_tiny_1k_224_ema.pth"}, keys=tiny_official)
 
     # --- ViT: timm, a small config with a class token (+ the position table resampled by timm's own filter) ---
-    vit_kw = dict(patch_size=16, embed_dim=48, depth=2, num_heads=3, num_classes=1000)
+    vit_kw = {"patch_size": 16, "embed_dim": 48, "depth": 2, "num_heads": 3, "num_classes": 1000}
     vit = VisionTransformer(img_size=64, **vit_kw).eval()
     state = fill_model(vit)
     vit96 = VisionTransformer(img_size=96, **vit_kw).eval()
@@ -206,11 +208,12 @@ def main() -> None:
              input_96=x96, output_96=vit96(x96))
     # no class token, average pooling (the UNETR encoder has no class token and 12 blocks of patch 16)
     vit_avg = VisionTransformer(img_size=64, patch_size=16, embed_dim=48, depth=12, num_heads=3, class_token=False,
-                                global_pool="avg", num_classes=0).eval()
+                                global_pool="avg", fc_norm=False, num_classes=0).eval()
     state = fill_model(vit_avg)
     with torch.no_grad():
         save("timm_vit_nocls_mini", {**timm_meta, "builder": "VisionTransformer(img_size=64, patch_size=16, "
-                                     "embed_dim=48, depth=12, num_heads=3, class_token=False, global_pool='avg'); "
+                                     "embed_dim=48, depth=12, num_heads=3, class_token=False, global_pool='avg', "
+                                     "fc_norm=False); "
                                      "output = forward_features (tokens after the final norm)", "img_size": 64,
                                      "patch_size": 16, "hidden_size": 48, "num_layers": 12, "num_heads": 3},
              state, input=x, output=vit_avg.forward_features(x))
@@ -221,8 +224,9 @@ def main() -> None:
     # --- SwinUNETR self-supervised pretraining (research-contributions), small feature size and window ---
     import monai
 
-    swin_kw = dict(in_chans=1, embed_dim=12, window_size=(4, 4, 4), patch_size=(2, 2, 2), depths=(2, 2, 2, 2),
-                   num_heads=(3, 6, 12, 24), mlp_ratio=4.0, qkv_bias=True, spatial_dims=3)
+    swin_kw = {"in_chans": 1, "embed_dim": 12, "window_size": (4, 4, 4), "patch_size": (2, 2, 2),
+               "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24), "mlp_ratio": 4.0, "qkv_bias": True,
+               "spatial_dims": 3}
     ssl = nn.Module()  # the SSLHead layout (attribute names of SwinUNETR/Pretrain/models/ssl_head.py)
     ssl.swin_vit = SwinTransformer(**swin_kw)
     dim = 16 * swin_kw["embed_dim"]
@@ -250,6 +254,7 @@ def main() -> None:
     for k, v in state.items():
         if k.startswith("swin_vit."):
             released[k[len("swin_vit."):].replace("mlp.linear1", "mlp.fc1").replace("mlp.linear2", "mlp.fc2")] = v
+    released = fill_state_dict(*layout_of(released), seed=SEED)  # the fill rule is seeded by these names
     net = SwinUNETR(in_channels=1, out_channels=2, feature_size=12, window_size=4, spatial_dims=3).eval()
     net.load_from({"state_dict": {"module." + k: v for k, v in released.items()}})
     with torch.no_grad():

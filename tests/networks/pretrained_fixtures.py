@@ -9,9 +9,10 @@ Shipping real ImageNet weights is too big (ConvNeXt-Tiny alone is 110 MB), so ea
   ``relative_position_index``: index tables, not weights, that a fill rule cannot invent);
 * ``meta``: where the layout came from (library, version, constructor) and the file's container
   (``container``: ``None`` for a flat state dict, else the entry holding it; ``prefix``: e.g. the DDP ``module.``);
-* ``input`` / ``output``: a seeded input (float16-exact values) and the third-party model's output on it, with the weights of
-  :func:`fill_state_dict` (``input_gray`` / ``output_gray``: a 1-channel input and the source's output on it
-  repeated to 3 channels, for the summed-RGB stem); absent in layout-only fixtures (``convnext_tiny`` sizes).
+* ``input`` / ``output``: a seeded input (float16-exact values) and the third-party model's output on it, with
+  the weights of :func:`fill_state_dict` (``input_gray`` / ``output_gray``: a 1-channel input and the source's
+  output on it repeated to 3 channels, for the summed-RGB stem); absent in the layout-only ``*_layout`` fixtures
+  (standard sizes, e.g. ConvNeXt-Tiny, as key/shape lists).
 
 :func:`fill_state_dict` is the single weight rule: the generator (``scripts/make_pretrained_fixtures.py``)
 fills the source model with it before computing ``output``, and the tests rebuild the same checkpoint from the
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["FIXTURE_DIR", "fill_tensor", "fill_state_dict", "layout_of", "load_fixture", "source_checkpoint"]
+__all__ = ["FIXTURE_DIR", "fill_state_dict", "fill_tensor", "layout_of", "load_fixture", "source_checkpoint"]
 
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "pretrained"
 
@@ -61,25 +62,30 @@ def fill_tensor(key: str, shape: Sequence[int], dtype: torch.dtype = torch.float
     gen = torch.Generator().manual_seed((zlib.crc32(key.encode()) + int(seed)) % (2**63))
     shape = tuple(int(s) for s in shape)
     last = key.rsplit(".", 1)[-1]
-    normal = torch.randn(shape, generator=gen, dtype=torch.float64)
-    uniform = torch.rand(shape, generator=gen, dtype=torch.float64)
+
+    def normal() -> torch.Tensor:
+        return torch.randn(shape, generator=gen)
+
+    def uniform() -> torch.Tensor:
+        return torch.rand(shape, generator=gen)
+
     if last == "running_mean":
-        value = 0.1 * normal
+        value = 0.1 * normal()
     elif last == "running_var":
-        value = 0.5 + uniform
+        value = 0.5 + uniform()
     elif any(name in last for name in _EMBEDDING_NAMES):
-        value = 0.5 * normal
+        value = 0.5 * normal()
     elif last in _SCALE_NAMES:
-        value = 0.1 + 0.4 * uniform
+        value = 0.1 + 0.4 * uniform()
     elif len(shape) >= 2:
         fan_in = 1
         for s in shape[1:]:
             fan_in *= s
-        value = normal / fan_in**0.5
+        value = normal() / fan_in**0.5
     elif last == "weight":
-        value = 1.0 + 0.1 * normal
+        value = 1.0 + 0.1 * normal()
     else:
-        value = 0.1 * normal
+        value = 0.1 * normal()
     return value.to(dtype)
 
 
