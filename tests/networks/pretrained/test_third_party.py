@@ -221,3 +221,11 @@ def test_every_third_party_kind_is_registered_and_the_fill_rule_is_per_key():
     assert torch.equal(a, fill_tensor("layer1.0.conv1.weight", (8, 4, 3, 3)))
     assert not torch.equal(a, fill_tensor("layer1.0.conv2.weight", (8, 4, 3, 3)))
     assert abs(a.std().item() - (1 / 36) ** 0.5) < 0.05  # N(0, 1 / fan_in)
+
+
+def test_timm_vit_fc_norm_stands_in_for_the_token_norm():
+    state = source_checkpoint(load_fixture("timm_vit_mini"))
+    state = {k.replace("norm.", "fc_norm.") if k.startswith("norm.") else k: v for k, v in state.items()}
+    model = _vit()
+    report = load_pretrained(model, state, "timm_vit", verbose=False)
+    assert "norm.weight" in report.loaded and torch.equal(model.norm.weight, state["fc_norm.weight"])
