@@ -33,7 +33,7 @@ fixed sin-cos position table, no qkv bias). Inits:
   :class:`~monai_ssl.engines.MaskedAutoencoderTrainer`, AdamW betas (0.9, 0.95), weight decay 0.05, warm-up +
   cosine), views from :func:`~monai_ssl.transforms.mae_augmentations` (random resized crop ``--mae-crop-scale``,
   default 50-100 % area since 28 px is small, and a horizontal flip). ``mae_encoder.pt`` holds the encoder in
-  MONAI ``ViT`` names and loads with :func:`~monai_ssl.networks.transfer.load_pretrained` (``kind="mae_vit"``),
+  MONAI ``ViT`` names and loads with :func:`~monai_ssl.networks.load_pretrained` (``kind="mae_vit"``),
   which must place every cached tensor; only the class token and the head stay fresh (the MAE has no class token).
 
 SimCLR / MICLe need ``--arch resnet18`` (the default) and MAE needs ``--arch vit``; an output folder remembers its
@@ -275,7 +275,7 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
     from monai_ssl.data import SeededDataLoader
     from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
     from monai_ssl.networks.nets import MaskedAutoencoderViT
-    from monai_ssl.networks.weights import mae_vit_to_monai_vit
+    from monai_ssl.networks import pretrained_filter
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations
     from monai_ssl.utils import SSLKeys, view_key
 
@@ -295,7 +295,7 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
         on_progress=progress_printer("MAE pretraining"),
     )
     summary = run_stage(stage, mae, VIT["hidden_size"], args.device)
-    torch.save({k: v.detach().cpu() for k, v in mae_vit_to_monai_vit(mae.state_dict()).items()}, path)
+    torch.save({k: v.detach().cpu() for k, v in pretrained_filter("mae_vit")(mae.state_dict()).items()}, path)
     return summary
 
 
@@ -339,14 +339,14 @@ class ProbeClassifier(torch.nn.Module):
 
 
 def load_encoder(model: torch.nn.Module, path: Path, arch: str = "resnet18") -> Any:
-    """Copy a cached encoder into ``model`` through :func:`~monai_ssl.networks.transfer.load_pretrained`; every
+    """Copy a cached encoder into ``model`` through :func:`~monai_ssl.networks.load_pretrained`; every
     cached tensor must find a home and every encoder tensor of ``model`` must receive one (ResNet-18: all but ``fc``,
     kind ``contrastive_resnet``; ViT: all but the class token and head, kind ``mae_vit``).
 
     Raises:
         ValueError: the checkpoint does not fit (shapes, too little loaded on either side).
     """
-    from monai_ssl.networks.transfer import load_pretrained
+    from monai_ssl.networks import load_pretrained
 
     kind = "mae_vit" if arch == "vit" else "contrastive_resnet"
     return load_pretrained(model, path, kind=kind, min_loaded_fraction=1.0, verbose=False)

@@ -41,7 +41,8 @@ from monai_ssl.engines.optim import build_optimizer, warmup_cosine_schedule
 from monai_ssl.handlers import NaNGuard
 from monai_ssl.handlers.reconstruction_images import reconstruction_grid
 from monai_ssl.losses import MaskedReconstructionLoss
-from monai_ssl.networks.nets import SwinMAE, swin_mae_to_swinunetr
+from monai_ssl.networks import pretrained_filter
+from monai_ssl.networks.nets import SwinMAE
 from monai_ssl.transforms import USPresetd, XRayPresetd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,7 +228,7 @@ def main() -> None:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if args.save_weights:
-        torch.save(swin_mae_to_swinunetr(net.state_dict()), out / "encoder.pt")
+        torch.save(pretrained_filter("swin_mae_swinunetr")(net.state_dict()), out / "encoder.pt")
     print(json.dumps(summary, indent=2))
 
 

@@ -32,15 +32,18 @@ from monai_ssl.networks.pretrained import load_pretrained
 from monai_ssl.networks.weights import WeightLoadReport
 
 __all__ = [
-    "build_segmentation_model",
-    "segmentation_loss",
-    "build_segmentation_trainer",
-    "build_segmentation_evaluator",
-    "mean_dice_per_class",
     "SEGMENTATION_ARCHS",
+    "SEGMENTATION_KINDS",
+    "build_segmentation_evaluator",
+    "build_segmentation_model",
+    "build_segmentation_trainer",
+    "mean_dice_per_class",
+    "segmentation_loss",
 ]
 
 SEGMENTATION_ARCHS = ("swinunetr", "unetr")
+#: the kind of :func:`monai_ssl.networks.load_pretrained` that loads each architecture's encoder
+SEGMENTATION_KINDS = {"swinunetr": "swin_mae_swinunetr", "unetr": "mae_vit_unetr"}
 
 
 # ---------------------------------------------------------------------------------------------- config checks
@@ -126,8 +129,7 @@ def build_segmentation_model(
         return model, None
 
     # the kind's filter takes a MAE or a SwinUNETR / UNETR checkpoint and names every setting that differs
-    kind = "swin_mae_swinunetr" if arch == "swinunetr" else "mae_vit_unetr"
-    report = load_pretrained(model, pretrained, kind, min_loaded_fraction=min_loaded_fraction,
+    report = load_pretrained(model, pretrained, SEGMENTATION_KINDS[arch], min_loaded_fraction=min_loaded_fraction,
                              checkpoint_key=checkpoint_key)
     return model, report
 

@@ -1,6 +1,6 @@
 """The segmentation bundle's network: a MONAI SwinUNETR / UNETR chosen by a config key, optionally initialised
-from a pretrained encoder (the ``mae_pretrain`` export) with the architecture checks of
-:func:`monai_ssl.evaluation.segmentation.build_segmentation_model`."""
+from a pretrained encoder (the ``mae_pretrain`` export) through :func:`monai_ssl.networks.load_pretrained` (the
+kinds and architecture checks :func:`monai_ssl.evaluation.segmentation.build_segmentation_model` uses)."""
 
 from __future__ import annotations
 
@@ -32,32 +32,32 @@ def segmentation_network(arch: str, spatial_dims: int, in_channels: int, num_cla
     return model
 
 
-def init_segmentation_network(network: nn.Module, pretrained_ckpt: str | os.PathLike | None, arch: str, spatial_dims: int,
-                 in_channels: int, num_classes: int, roi_size: int | Sequence[int],
-                 networks: Mapping[str, Mapping[str, Any]], min_loaded_fraction: float = 0.9) -> nn.Module:
+def init_segmentation_network(network: nn.Module, pretrained_ckpt: str | os.PathLike | None, arch: str,
+                              min_loaded_fraction: float = 0.9) -> nn.Module:
     """Load a pretrained encoder into ``network`` (in place) and return it; ``""``/None keeps the random init.
 
     Accepts what ``bundles/mae_pretrain`` exports (``models/encoder.pt``: ``swinViT.*`` keys for Swin, MONAI ViT
     keys for ViT), a whole ``SwinMAE`` / ``MaskedAutoencoderViT`` state dict or training checkpoint, or a
-    SwinUNETR / UNETR checkpoint; the key maps and the architecture checks are those of
-    :func:`monai_ssl.evaluation.segmentation.build_segmentation_model`, whose load report is logged.
+    SwinUNETR / UNETR checkpoint, through :func:`monai_ssl.networks.load_pretrained` with the kind of ``arch``
+    (:data:`~monai_ssl.evaluation.segmentation.SEGMENTATION_KINDS`), whose filter checks the architecture against
+    ``network`` (each differing setting named); the load report is logged.
 
     Raises:
         FileNotFoundError: naming the config key ``pretrained_ckpt``.
         ValueError: a checkpoint of the other family or of different settings (``networks#<arch>#...``).
     """
-    from ..utils.config import require_path
-    from .segmentation import build_segmentation_model
+    from ..networks.pretrained import load_pretrained
+    from ..utils.config import choose, require_path
+    from .segmentation import SEGMENTATION_KINDS
 
     if not pretrained_ckpt:
         return network
+    kind = choose(SEGMENTATION_KINDS, str(arch).lower(), "arch")
     require_path(pretrained_ckpt, "pretrained_ckpt", "file")
     try:
-        loaded, report = build_segmentation_model(str(arch).lower(), spatial_dims, in_channels, num_classes,
-                                                  img_size=roi_size, pretrained=str(pretrained_ckpt),
-                                                  min_loaded_fraction=min_loaded_fraction, **dict(networks[arch]))
+        report = load_pretrained(network, str(pretrained_ckpt), kind, min_loaded_fraction=min_loaded_fraction,
+                                 verbose=False)
     except ValueError as err:
         raise ValueError(f"config key 'pretrained_ckpt' ({pretrained_ckpt}) does not fit arch={arch}: {err}") from err
-    network.load_state_dict(loaded.state_dict())
     logger.info("pretrained_ckpt %s: %s", pretrained_ckpt, report.summary(4))
     return network

@@ -63,7 +63,7 @@ def export_encoder(
     network: nn.Module,
     path: str | os.PathLike,
     submodule: str | None = "encoder",
-    key_map: Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
+    key_map: str | Callable[[Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]] | None = None,
     info: Mapping | None = None,
 ) -> dict[str, torch.Tensor]:
     """Write the encoder's weights to ``path`` as ``{name: tensor}`` (CPU, contiguous), atomically.
@@ -79,8 +79,10 @@ def export_encoder(
         path: output file (parent folders are created).
         submodule: attribute holding the encoder (``"encoder"`` for ``ContrastiveModel``), so keys lose its
             prefix; ``None`` exports the whole model's state dict (then use ``key_map``).
-        key_map: ``state_dict -> state_dict`` applied last, e.g. ``swin_mae_to_swinunetr`` or
-            ``mae_vit_to_monai_vit`` for masked autoencoders (which take the whole model's state dict).
+        key_map: applied last: the name of a kind of :func:`monai_ssl.networks.load_pretrained` whose filter maps
+            the export (``"swin_mae_swinunetr"``, ``"mae_vit"``, ``"convnext_mae"`` for the masked autoencoders,
+            which take the whole model's state dict; see :func:`~monai_ssl.networks.pretrained_filter`), or any
+            ``state_dict -> state_dict`` callable.
         info: extra metadata for the sidecar.
 
     Returns:
@@ -91,8 +93,11 @@ def export_encoder(
         ValueError: the export is empty.
         NonFiniteWeightsError: (a ``ValueError``) naming the NaN / inf / absurdly large tensors.
     """
+    from ..networks.pretrained import pretrained_filter
     from ..networks.weights import check_weights
 
+    if isinstance(key_map, str):
+        key_map = pretrained_filter(key_map)
     model = unwrap_model(network)
     if submodule:
         if not hasattr(model, submodule):
@@ -124,7 +129,7 @@ class EncoderExportHandler:
     """
 
     def __init__(self, network: nn.Module, path: str | os.PathLike, submodule: str | None = "encoder",
-                 key_map: Callable | None = None, info: Mapping | None = None, every_n_epochs: int | None = None,
+                 key_map: str | Callable | None = None, info: Mapping | None = None, every_n_epochs: int | None = None,
                  enabled: bool = True) -> None:
         self.network, self.path, self.submodule, self.key_map = network, Path(path), submodule, key_map
         self.info, self.every_n_epochs, self.enabled = dict(info or {}), every_n_epochs, enabled

@@ -127,7 +127,7 @@ def _tiny_swin_mae(path):
 
 def test_pretrained_swin_mae_and_mae_pretrain_export_init_swinunetr(tmp_path):
     from monai_ssl.handlers import export_encoder
-    from monai_ssl.networks.nets import SwinMAE, swin_mae_to_swinunetr
+    from monai_ssl.networks.nets import SwinMAE
 
     state = _tiny_swin_mae(tmp_path / "swin_mae.pt")
     wf = make_workflow(NAME, output_dir=str(tmp_path / "out"), pretrained_ckpt=str(tmp_path / "swin_mae.pt"), **TINY)
@@ -138,8 +138,7 @@ def test_pretrained_swin_mae_and_mae_pretrain_export_init_swinunetr(tmp_path):
     # what bundles/mae_pretrain writes (models/encoder.pt: swinViT.* keys) loads the same way
     mae = SwinMAE(spatial_dims=2, in_channels=1, decoder_depths=(1, 1, 1, 1), **SWIN_KW)
     mae.load_state_dict(state)
-    export_encoder(mae, tmp_path / "encoder.pt", submodule=None,
-                   key_map=lambda sd: swin_mae_to_swinunetr(sd, prefix="swinViT."))
+    export_encoder(mae, tmp_path / "encoder.pt", submodule=None, key_map="swin_mae_swinunetr")
     wf = make_workflow(NAME, output_dir=str(tmp_path / "out"), pretrained_ckpt=str(tmp_path / "encoder.pt"), **TINY)
     wf.initialize()
     net2 = wf.parser.get_parsed_content("network")

@@ -16,7 +16,6 @@ from monai_ssl.handlers.checkpoint import RNGState, SSLCheckpointHandler
 from monai_ssl.networks.nets import ContrastiveModel, ConvNeXt, ConvNeXtMAE, MaskedAutoencoderViT, SwinMAE
 from monai_ssl.networks.pretrained import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -227,3 +226,83 @@ def test_plain_state_dict_kind_checks_the_modules_it_covers():
     assert not report.fresh and "fc.weight" in report.missing
     with pytest.raises(ValueError, match="Left random: layer1.2.*"):
         load_pretrained(resnet34(spatial_dims=2, n_input_channels=1), shallow, "state_dict")
+
+
+def test_register_a_kind_and_use_its_filter_by_name(tmp_path):
+    """A new kind is one decorated filter function; the door, the scope and pretrained_filter all use it."""
+    from monai_ssl.handlers import export_encoder
+    from monai_ssl.networks.pretrained import pretrained_filter, register_pretrained_kind
+
+    seen = []
+
+    @register_pretrained_kind("test_backbone_resnet", scope=lambda k: not k.startswith("fc."),
+                              description="{'backbone.*'} -> monai ResNet (test)")
+    def backbone_filter(state_dict, model=None):
+        seen.append(model)
+        return {k.removeprefix("backbone."): v for k, v in state_dict.items() if k.startswith("backbone.")}
+
+    try:
+        src = _contrastive()
+        state = {"backbone." + k: v for k, v in src.encoder.state_dict().items()}
+        clf = resnet(num_classes=2)
+        report = load_pretrained(clf, {"model": state}, "test_backbone_resnet", verbose=False)
+        assert report.loaded_fraction == 1.0 and not report.fresh and seen[-1] is clf  # the filter sees the target
+        assert torch.equal(clf.conv1.weight, src.encoder.conv1.weight)
+        with pytest.raises(ValueError, match="registered already"):
+            register_pretrained_kind("test_backbone_resnet", None, "again")(backbone_filter)
+        key_map = pretrained_filter("test_backbone_resnet")
+        assert key_map.__name__ == "test_backbone_resnet" and key_map(state).keys() == src.encoder.state_dict().keys()
+        assert seen[-1] is None  # no target: rename only
+        # the encoder export names the kind; its sidecar records it
+        holder = torch.nn.Module()
+        holder.backbone = src.encoder
+        export_encoder(holder, tmp_path / "enc.pt", submodule=None, key_map="test_backbone_resnet")
+        assert '"key_map": "test_backbone_resnet"' in (tmp_path / "enc.pt.json").read_text()
+        assert load_pretrained(resnet(num_classes=2), tmp_path / "enc.pt", "state_dict", verbose=False).scope_fraction == 1
+    finally:
+        PRETRAINED_KINDS.pop("test_backbone_resnet", None)
+    with pytest.raises(ValueError, match="unknown kind 'test_backbone_resnet'"):
+        pretrained_filter("test_backbone_resnet")
+
+
+def test_every_kind_has_a_record_with_filter_scope_and_description():
+    from monai_ssl.networks.pretrained import PretrainedKind
+
+    for name, record in PRETRAINED_KINDS.items():
+        assert isinstance(record, PretrainedKind) and record.name == name and callable(record.filter)
+        assert record.description and (record.scope is None or callable(record.scope))
+
+
+def test_safetensors_checkpoint_loads_like_a_pt_file(tmp_path):
+    save_file = pytest.importorskip("safetensors.torch").save_file
+    src = _contrastive()
+    save_file({"module." + k: v.contiguous() for k, v in src.state_dict().items()}, str(tmp_path / "enc.safetensors"))
+    clf = resnet(num_classes=2)
+    report = load_pretrained(clf, tmp_path / "enc.safetensors", "contrastive_resnet", verbose=False)
+    assert report.loaded_fraction == 1.0 and torch.equal(clf.layer4[0].conv1.weight, src.encoder.layer4[0].conv1.weight)
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(ValueError, match="bad.safetensors.*safetensors"):
+        load_pretrained(clf, tmp_path / "bad.safetensors")
+
+
+def test_unetr_and_swinunetr_kinds_take_the_target_layout_and_name_structural_differences():
+    """The UNETR / SwinUNETR kinds also load another UNETR / SwinUNETR's encoder, and check the structure first."""
+    torch.manual_seed(0)
+    kw = {"in_channels": 1, "out_channels": 2, "img_size": (32, 32), "spatial_dims": 2, "feature_size": 8,
+          "hidden_size": 48, "mlp_dim": 96, "num_heads": 2}
+    src = UNETR(**kw)
+    dst = UNETR(**kw)
+    report = load_pretrained(dst, {"network": src.state_dict()}, "mae_vit_unetr", verbose=False)
+    assert not report.fresh and torch.equal(dst.vit.blocks[3].mlp.linear1.weight, src.vit.blocks[3].mlp.linear1.weight)
+    assert all(k.startswith("vit.") for k in report.loaded)  # the decoder is not the encoder's: it stays
+    with pytest.raises(ValueError, match=r"hidden_size \(checkpoint 48, model 96\)"):
+        load_pretrained(UNETR(**{**kw, "hidden_size": 96, "mlp_dim": 192}), src.state_dict(), "mae_vit_unetr")
+    swin_kw = {"in_channels": 1, "out_channels": 2, "spatial_dims": 2, "feature_size": 12, "depths": (1, 1, 1, 1),
+               "num_heads": (1, 1, 2, 2)}
+    swin = SwinUNETR(**swin_kw)
+    report = load_pretrained(SwinUNETR(**swin_kw), swin.state_dict(), "swin_mae_swinunetr", verbose=False)
+    assert not report.fresh and all(k.startswith("swinViT.") for k in report.loaded)
+    with pytest.raises(ValueError, match=r"feature_size \(checkpoint 12, model 24\)"):
+        load_pretrained(SwinUNETR(**{**swin_kw, "feature_size": 24}), swin.state_dict(), "swin_mae_swinunetr")
+    with pytest.raises(ValueError, match="arch='unetr'"):
+        load_pretrained(SwinUNETR(**swin_kw), src.state_dict(), "swin_mae_swinunetr")
