@@ -123,7 +123,7 @@ def pretrained_filter(kind: str, model: nn.Module | None = None) -> Callable[[St
     record = _kind(kind)
 
     def key_map(state_dict: StateDict) -> dict[str, torch.Tensor]:
-        return record.filter(state_dict, model)
+        return dict(record.filter(state_dict, model))  # a plain dict (a FilteredState's list stays behind)
 
     key_map.__name__ = key_map.__qualname__ = kind
     return key_map
