@@ -33,9 +33,10 @@ def _vit(in_channels: int = 3, img_size: int = 64, **kwargs):
     return ViT(in_channels=in_channels, img_size=img_size, **{**kw, **kwargs}).eval()
 
 
-def _write(fixture: dict, tmp_path, suffix: str = ".pth") -> str:
-    """The checkpoint as the third party ships it, written to a file (``.safetensors``: flat tensors only)."""
-    obj = source_checkpoint(fixture)
+def _write(fixture: dict, tmp_path, suffix: str = ".pth", **extra) -> str:
+    """The checkpoint as the third party ships it, written to a file (``.safetensors``: flat tensors only), with
+    ``extra`` container entries (e.g. the optimizer state a training script saves next to ``state_dict``)."""
+    obj = {**source_checkpoint(fixture), **extra}
     path = tmp_path / f"{fixture['meta'].get('library', 'src').split()[0].replace('/', '_')}{suffix}"
     if suffix == ".safetensors":
         from safetensors.torch import save_file
@@ -129,7 +130,10 @@ def test_timm_vit_class_token_is_listed_when_the_target_has_none():
 def test_swinvit_ssl_checkpoint_gives_the_source_features_and_lists_the_pretext_heads(name, tmp_path):
     fixture = load_fixture(name)
     model = SwinUNETR(in_channels=1, out_channels=2, feature_size=12, window_size=4, spatial_dims=3).eval()
-    report = load_pretrained(model, _write(fixture, tmp_path, ".pt"), "monai_swinvit", verbose=False)
+    # the training script saves {"global_step", "state_dict", "optimizer"} (or "epoch" instead of "global_step")
+    optimizer = {"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": [{"lr": 4e-4, "params": [0]}]}
+    path = _write(fixture, tmp_path, ".pt", global_step=100, optimizer=optimizer)
+    report = load_pretrained(model, path, "monai_swinvit", verbose=False)
     with torch.no_grad():
         feats = model.swinViT(fixture["input"])
     for i in range(1, 5):
