@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -214,6 +214,7 @@ def load_mapped_state_dict(
     verbose: bool = True,
     target_scope: Callable[[str], bool] | None = None,
     min_target_fraction: float = 1.0,
+    skipped: Sequence[str] = (),
 ) -> WeightLoadReport:
     """Copy ``state_dict`` into ``model`` through ``key_map`` and report what happened, on both sides.
 
@@ -235,6 +236,8 @@ def load_mapped_state_dict(
             check).
         min_target_fraction: raise when less than this share of the ``target_scope`` tensors received weights
             (default 1.0: all of them), listing those left at their random initialisation.
+        skipped: source keys a filter already left out of ``state_dict`` on purpose (e.g. the pretext heads of a
+            pretraining checkpoint); listed in the report's ``skipped`` (not counted as source tensors).
 
     Returns:
         a :class:`WeightLoadReport`.
@@ -245,7 +248,7 @@ def load_mapped_state_dict(
         NonFiniteWeightsError: a tensor to load is NaN / inf or larger than :data:`MAX_ABS_WEIGHT` in magnitude
             (a diverged run); the model is left untouched.
     """
-    report = WeightLoadReport()
+    report = WeightLoadReport(skipped=list(skipped))
     target = model.state_dict()
     to_load: dict[str, torch.Tensor] = {}
     for src_key, value in state_dict.items():

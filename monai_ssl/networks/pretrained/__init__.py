@@ -23,7 +23,20 @@ kind                     source                                      target
                                                                       (``swinViT.*``)
 ``convnext_mae``         ``ConvNeXtMAE``                              :class:`~monai_ssl.networks.nets.ConvNeXt`
 ``state_dict``           any state dict with the target's key names  the same architecture (no renaming)
+``torchvision_resnet``   torchvision ImageNet ResNet-18 ... 152       ``monai.networks.nets.ResNet`` (2D)
+``timm_resnet``          timm ImageNet ResNet-18 ... 152 (plain stem) ``monai.networks.nets.ResNet`` (2D)
+``torchvision_convnext`` torchvision ConvNeXt (tiny ... large)        :class:`~monai_ssl.networks.nets.ConvNeXt`
+``timm_convnext``        timm ConvNeXt (atto ... xlarge)              :class:`~monai_ssl.networks.nets.ConvNeXt`
+``convnext_official``    facebookresearch ConvNeXt release            :class:`~monai_ssl.networks.nets.ConvNeXt`
+``timm_vit``             timm VisionTransformer                       ``monai.networks.nets.ViT`` / ``UNETR.vit``
+                                                                      (2D; position table resampled)
+``monai_swinvit``        research-contributions SwinUNETR SSL         ``monai.networks.nets.SwinUNETR``
+                         pretraining (pretext heads listed, unused)   (``swinViT.*``)
 =======================  ==========================================  ===========================================
+
+The third-party kinds adapt an RGB stem to 1-channel targets by summing its filters and load an ImageNet classifier
+when the class count fits; what a filter leaves out on purpose is listed in the report's ``skipped``
+(:class:`~monai_ssl.networks.pretrained.registry.FilteredState`). See ``docs/pretrained_weights.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ from __future__ import annotations
 from . import convnext, resnet, swin, vit  # noqa: F401  (each registers its kinds)
 from .registry import (
     PRETRAINED_KINDS,
+    FilteredState,
     PretrainedKind,
     check_compatible,
     load_pretrained,
@@ -42,6 +56,7 @@ from .resnet import contrastive_to_resnet
 
 __all__ = [
     "PRETRAINED_KINDS",
+    "FilteredState",
     "PretrainedKind",
     "check_compatible",
     "contrastive_to_resnet",

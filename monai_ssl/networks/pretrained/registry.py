@@ -5,7 +5,9 @@ A *kind* names a checkpoint layout and the networks it loads into. Its record ho
 * a **filter function** ``fn(state_dict, model) -> {target key: tensor}``: renames and selects the source tensors
   (and may check or adapt them against ``model``: resample a position table, sum an RGB stem into one channel).
   ``model`` is ``None`` when the map is applied before any target exists (the encoder export of a pretraining
-  run): the function then only renames. A ``ValueError`` from it means "this checkpoint is not of this kind";
+  run): the function then only renames. A ``ValueError`` from it means "this checkpoint is not of this kind".
+  It may return a :class:`FilteredState` to name the source keys it left out on purpose (pretext heads, a
+  classifier of another size): the report lists them as skipped;
 * a **target scope** ``target key -> bool``: the tensors of the target that must receive weights (its encoder;
   heads and decoders start fresh), or ``None`` for "every top-level module the mapped tensors touch";
 * a one-line **description**.
@@ -20,7 +22,7 @@ code that only renames (the encoder export handler, bundle configs: no lambdas).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,7 @@ from ..weights import WeightLoadReport, load_checkpoint_weights, load_mapped_sta
 
 __all__ = [
     "PRETRAINED_KINDS",
+    "FilteredState",
     "PretrainedKind",
     "check_compatible",
     "load_pretrained",
@@ -41,6 +44,16 @@ __all__ = [
 
 StateDict = Mapping[str, torch.Tensor]
 FilterFn = Callable[[StateDict, "nn.Module | None"], dict[str, torch.Tensor]]
+
+
+class FilteredState(dict):
+    """What a filter may return instead of a plain dict: ``{target key: tensor}`` plus ``unused``, the source keys
+    it left out on purpose (pretext heads, a classifier of another size), which :func:`load_pretrained` lists in the
+    report's ``skipped`` instead of dropping them silently."""
+
+    def __init__(self, tensors: Mapping[str, torch.Tensor] = (), unused: Sequence[str] = ()) -> None:
+        super().__init__(tensors)
+        self.unused = list(unused)
 
 
 @dataclass(frozen=True)
@@ -110,7 +123,7 @@ def pretrained_filter(kind: str, model: nn.Module | None = None) -> Callable[[St
     record = _kind(kind)
 
     def key_map(state_dict: StateDict) -> dict[str, torch.Tensor]:
-        return record.filter(state_dict, model)
+        return dict(record.filter(state_dict, model))  # a plain dict (a FilteredState's list stays behind)
 
     key_map.__name__ = key_map.__qualname__ = kind
     return key_map
@@ -203,7 +216,8 @@ def load_pretrained(
         raise ValueError(f"kind={kind!r} does not fit this checkpoint: {err}") from err
     scope = record.scope if record.scope is not None else _covered_modules(mapped)
     return load_mapped_state_dict(model, mapped, min_loaded_fraction=min_loaded_fraction, strict_shapes=strict_shapes,
-                                  verbose=verbose, target_scope=scope, min_target_fraction=min_target_fraction)
+                                  verbose=verbose, target_scope=scope, min_target_fraction=min_target_fraction,
+                                  skipped=getattr(mapped, "unused", ()))
 
 
 @register_pretrained_kind("state_dict", scope=None,

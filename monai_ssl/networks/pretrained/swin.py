@@ -4,6 +4,21 @@
 through that model's own export map :func:`~monai_ssl.networks.nets.swin_mae.swin_mae_to_swinunetr`, or the
 ``swinViT.*`` tensors of a SwinUNETR checkpoint. Given the target, the Swin structure (feature size, patch size,
 depths, heads, window, MLP width, v2 blocks) is checked first, naming each difference.
+
+``monai_swinvit``: the self-supervised Swin UNETR pretraining of Project-MONAI/research-contributions
+(``SwinUNETR/Pretrain``; Tang et al., "Self-Supervised Pre-Training of Swin Transformers for 3D Medical Image
+Analysis", CVPR 2022). Two layouts, both ``{"state_dict": ...}`` with the DDP ``module.`` prefix (stripped by
+the door):
+
+* a checkpoint written by its training script (``model_bestValRMSE.pt``, ``model_final_epoch.pt``): the
+  ``SSLHead`` model, i.e. ``swin_vit.*`` (MONAI's ``SwinTransformer``) plus the pretext heads ``rotation_head``,
+  ``contrastive_head`` and the reconstruction decoder ``conv.*``;
+* the released ``model_swinvit.pt``: the encoder without the ``swin_vit.`` level (``patch_embed.*``,
+  ``layers{1-4}.0.blocks.{b}.*``, ``layers{n}.0.downsample.*``) with the MLP named ``mlp.fc1`` / ``mlp.fc2``
+  (the names MONAI's ``SwinUNETR.load_from`` reads).
+
+The encoder goes to ``swinViT.*`` (``mlp.fc{1,2}`` -> ``mlp.linear{1,2}``); the pretext heads and anything else are
+listed as skipped, not errors. The released encoder has ``feature_size=48``, 1 input channel, window 7, patch 2.
 """
 
 from __future__ import annotations
@@ -16,9 +31,10 @@ import torch
 from torch import nn
 
 from ..nets.swin_mae import swin_mae_to_swinunetr
+from .adapt import filtered
 from .registry import check_compatible, register_pretrained_kind
 
-__all__ = ["swin_mae_swinunetr_filter", "swin_signature"]
+__all__ = ["monai_swinvit_filter", "swin_mae_swinunetr_filter", "swin_signature"]
 
 
 def swin_signature(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, Any]:
@@ -74,3 +90,43 @@ def swin_mae_swinunetr_filter(state_dict: Mapping[str, torch.Tensor], model: nn.
                          "SwinUNETR", "Pass the MAE's settings (feature_size, patch_size, depths, num_heads, "
                          "window_size, mlp_ratio, qkv_bias, use_v2) as keyword arguments.")
     return mapped
+
+
+_SWIN_ENCODER = re.compile(r"^(patch_embed|layers[1-4]c?)\.")
+
+
+@register_pretrained_kind("monai_swinvit", scope=lambda k: k.startswith("swinViT."),
+                          description="research-contributions SwinUNETR SSL pretraining (model_swinvit.pt or an "
+                                      "SSLHead checkpoint) -> monai SwinUNETR's swinViT (pretext heads skipped)")
+def monai_swinvit_filter(state_dict: Mapping[str, torch.Tensor], model: nn.Module | None = None) -> dict:
+    """The ``monai_swinvit`` kind (see the module docstring).
+
+    Returns:
+        a ``FilteredState``: the ``swinViT.*`` tensors and ``unused`` (rotation / contrastive / reconstruction
+        heads, anything outside the encoder).
+
+    Raises:
+        ValueError: neither layout, or (with ``model``) Swin settings that differ, each named.
+    """
+    if any(k.startswith("swin_vit.") for k in state_dict):
+        body, src_name = "swin_vit.", "SwinUNETR SSL pretraining checkpoint (SSLHead)"
+    elif "patch_embed.proj.weight" in state_dict:
+        body, src_name = "", "SwinUNETR SSL pretraining release (model_swinvit.pt)"
+    else:
+        raise ValueError(
+            "not a SwinUNETR self-supervised pretraining checkpoint (keys 'module.swin_vit.*' of the training script, "
+            "or 'module.patch_embed.*' / 'module.layers1.*' of model_swinvit.pt); got keys like "
+            f"{sorted(state_dict)[:5]}."
+        )
+    out, unused = {}, []
+    for key, value in state_dict.items():
+        name = key[len(body):] if key.startswith(body) else None
+        if name is None or not _SWIN_ENCODER.match(name):
+            unused.append(key)
+            continue
+        out["swinViT." + name.replace(".mlp.fc1.", ".mlp.linear1.").replace(".mlp.fc2.", ".mlp.linear2.")] = value
+    if model is not None:
+        check_compatible(swin_signature(out, "swinViT."), swin_signature(model.state_dict(), "swinViT."), src_name,
+                         "SwinUNETR", "The released encoder needs SwinUNETR(in_channels=1, feature_size=48, "
+                         "spatial_dims=3) with the default depths, heads, window 7 and patch 2.")
+    return filtered(out, unused, "monai_swinvit")
