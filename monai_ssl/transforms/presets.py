@@ -22,6 +22,7 @@ from monai.transforms import (
     RepeatChanneld,
     Resized,
     ScaleIntensityd,
+    ScaleIntensityRanged,
     ScaleIntensityRangePercentilesd,
     SpatialPadd,
 )
@@ -31,7 +32,7 @@ from .intensity import MIN_IMAGE_SIZE, CLAHEd, CheckImaged, DicomWindowd, HUWind
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
 
-__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd", "PRESET_MODALITIES"]
+__all__ = ["CTPresetd", "MRPresetd", "XRayPresetd", "USPresetd", "ColorPresetd", "PRESET_MODALITIES"]
 
 # DICOM Modality codes each preset accepts (files without the tag, e.g. NIfTI/PNG, always pass)
 PRESET_MODALITIES = {
@@ -39,6 +40,8 @@ PRESET_MODALITIES = {
     "mr": ("MR",),
     "xray": ("CR", "DX", "RG", "DR", "RF", "PX", "OT"),
     "us": ("US", "IVUS", "OT"),
+    # external-camera (dermatology), endoscopy, ophthalmic photography, microscopy, colour Doppler ultrasound
+    "colour": ("XC", "ES", "OP", "SM", "GM", "US", "OT"),
 }
 
 
@@ -158,6 +161,28 @@ class USPresetd(Compose):
             chain.append(MedianSmoothd(keys, radius=despeckle_radius))
         chain += [ScaleIntensityd(keys, minv=0.0, maxv=1.0), *_resize_pad(keys, spatial_size, 2),
                   EnsureTyped(keys, track_meta=True)]
+        super().__init__(chain)
+
+
+class ColorPresetd(Compose):
+    """Colour photographs (dermatology, fundus, endoscopy, pathology, colour Doppler): file -> RGB (grey repeated,
+    alpha dropped) -> [0, 1] -> aspect-preserving resize and pad. Colour is kept: no per-image window, no grey.
+
+    Args:
+        keys: keys holding file paths (or, with ``load=False``, (C, H, W) images already in [0, 1]).
+        spatial_size: output size, or None to keep the native size.
+        max_value: the code of full intensity of loaded files (255 for 8-bit RGB), mapped to 1.
+        load: start with :class:`LoadMedicalImaged`.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", spatial_size=224, max_value: float = 255.0, load: bool = True):
+        from .colour import ToRGBd
+
+        chain = [LoadMedicalImaged(keys)] if load else []
+        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["colour"], **_refuse(2)), ToRGBd(keys)]
+        if load:
+            chain.append(ScaleIntensityRanged(keys, a_min=0.0, a_max=max_value, b_min=0.0, b_max=1.0, clip=True))
+        chain += [*_resize_pad(keys, spatial_size, 2), EnsureTyped(keys, track_meta=True)]
         super().__init__(chain)
 
 
