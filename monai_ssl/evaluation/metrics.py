@@ -37,9 +37,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from monai.metrics import ROCAUCMetric
 
 __all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci", "classification_report",
-           "quadratic_kappa", "per_class_auc"]
+           "quadratic_kappa", "per_class_auc", "DefinedClassesROCAUCMetric"]
 
 TASKS = ("binary", "multiclass", "multilabel")
 METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "f1")
@@ -363,3 +364,21 @@ def classification_report(
         report[k] = {"value": point[k], "low": low, "high": high}
     report["n"] = {"value": float(p.shape[0])}
     return report
+
+
+class DefinedClassesROCAUCMetric(ROCAUCMetric):
+    """MONAI's cumulative ``ROCAUCMetric``, macro-averaged over the classes (columns) that have both positives and
+    negatives in the buffers; the others are left out with a ``UserWarning`` (MONAI's macro average turns NaN when
+    one class is absent from a validation split, e.g. a rare grade or finding, and a NaN key metric never lets the
+    best-model saver replace its first checkpoint). NaN only when no class qualifies.
+
+    ``y_pred`` ``(N, C)`` probabilities, ``y`` ``(N, C)`` one-hot (binary, multi-class) or multi-hot (multi-label).
+    """
+
+    def aggregate(self, average=None) -> float:  # noqa: ARG002 (always macro over the defined classes)
+        y_pred, y = self.get_buffer()
+        if not isinstance(y_pred, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise ValueError("y_pred and y must be PyTorch Tensor.")
+        p, t = y_pred.detach().float().cpu().numpy(), y.detach().cpu().numpy()
+        p, t = p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1)
+        return float(_auc(p.astype(np.float64), t.round().astype(np.int64), "multilabel"))
