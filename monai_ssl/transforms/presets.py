@@ -148,13 +148,22 @@ class USPresetd(Compose):
     """Ultrasound: file -> one cine frame (middle, or random when ``random_frame``) -> grey -> crop to the scan
     sector (burnt-in text outside it blanked) -> optional light speckle smoothing (median filter of radius
     ``despeckle_radius``) -> min-max to [0, 1] -> resize and pad.
+
+    ``num_channels=3`` keeps colour (colour Doppler): RGB instead of grey (a grey frame is copied to 3 channels),
+    and the min-max is taken over all channels together, so the colour ratios are kept.
     """
 
     def __init__(self, keys: KeysCollection = "image", frame: str | int = "middle", random_frame: bool = False,
-                 fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True):
+                 fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True,
+                 num_channels: int = 1):
+        from .colour import ToRGBd
+
+        if num_channels not in (1, 3):
+            raise ValueError(f"USPresetd: num_channels must be 1 (grey) or 3 (colour Doppler), got {num_channels}")
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
-        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["us"], **_refuse(2)), RGBToGrayd(keys)]
+        chain += [CheckImaged(keys, spatial_dims=2, modalities=PRESET_MODALITIES["us"], **_refuse(2)),
+                  RGBToGrayd(keys) if num_channels == 1 else ToRGBd(keys)]
         if fan_crop:
             chain.append(USFanCropd(keys))
         if despeckle_radius > 0:

@@ -145,3 +145,13 @@ def test_colour_preset_keeps_rgb(tmp_path):
     assert float(out[2].max()) < 0.05
     grey = ColorPresetd(spatial_size=16, load=False)({"image": torch.rand(1, 20, 20)})["image"]
     _check(grey, 3, (16, 16))
+
+
+def test_us_preset_keeps_colour_doppler(dcm):
+    grey = USPresetd(spatial_size=64)({"image": dcm("examples_rgb_color.dcm")})["image"]
+    colour = USPresetd(spatial_size=64, num_channels=3)({"image": dcm("examples_rgb_color.dcm")})["image"]
+    _check(colour, 3, (64, 64))
+    assert not torch.allclose(colour[0], colour[1]) or not torch.allclose(colour[1], colour[2])  # colour survives
+    assert grey.shape == (1, 64, 64)
+    with pytest.raises(ValueError, match="num_channels"):
+        USPresetd(num_channels=2)
