@@ -110,7 +110,10 @@ def classification_datalists(
         FileNotFoundError: naming the config key (``dataset_dir`` / ``datalist``) and the missing path.
         ValueError: a bad ``label_fraction`` or ``data_limit``, an empty split, a ``datalist`` label that is not a
             class index (naming the file, row, column, value and the allowed values), a ``split`` column that is
-            partly empty or holds an unknown value, a patient in two splits, or an image in two rows (all named).
+            partly empty or holds an unknown value, a patient in two splits, or an image in two rows (all named);
+            labels that do not fit ``task`` / ``num_classes`` (saying which ``--task`` / ``--num_classes`` fit them),
+            an unknown ``dataset`` or MedMNIST ``flag``, a missing ``npz_path``.
+        DataIntegrityError: a MedMNIST file whose MD5 differs from the published one, an unreadable npz.
     """
     from . import fixed_split, label_fraction_subset, load_covid_cxr, patient_split, require_unique
     from .classification_npz import (check_task_labels, medmnist_classification_lists, npz_classification_lists,
