@@ -42,9 +42,14 @@ __all__ = ["convnext_mae_filter", "convnext_official_filter", "timm_convnext_fil
 
 
 @register_pretrained_kind("convnext_mae", scope=lambda k: not k.startswith("head."),
-                          description="ConvNeXtMAE (encoder.*) -> monai_ssl ConvNeXt (head fresh)")
+                          description="ConvNeXtMAE (encoder.*) or its encoder export (mae_pretrain's encoder.pt) "
+                                      "-> monai_ssl ConvNeXt (head fresh)")
 def convnext_mae_filter(state_dict: Mapping[str, torch.Tensor], model: nn.Module | None = None) -> dict:
-    """The ``convnext_mae`` kind: :func:`convnext_mae_to_convnext` (``model`` unused, the names match)."""
+    """The ``convnext_mae`` kind: :func:`convnext_mae_to_convnext` (``model`` unused, the names match). A state
+    dict already in ConvNeXt names (the ``mae_pretrain`` bundle's ``models/encoder.pt``, or a ConvNeXt
+    classifier) passes unchanged, less its ``head.fc`` (the classifier starts fresh)."""
+    if not any(k.startswith("encoder.") for k in state_dict) and "downsample_layers.0.0.weight" in state_dict:
+        return {k: v for k, v in state_dict.items() if not k.startswith("head.fc.")}
     return convnext_mae_to_convnext(state_dict)
 
 
