@@ -12,7 +12,7 @@ their predicted probabilities; its ablation replaces entropy-guided masking by r
 * member **B**: ConvNeXt-MAE with entropy-guided masking on the target training images (labels unused), through the
   ``mae_pretrain`` bundle (``network_name convnext``, ``mask_mode entropy``, ``modalities [us]`` = BreastMNIST
   train), its encoder export loaded with kind ``convnext_mae``;
-* member **B'** (the ablation): the same with random masking; **scratch**: no pretraining (reference).
+* member **B'** (the ablation): the same with random masking; **scratch** (optional, `--members`): no pretraining.
 
 Every member is fine-tuned for each seed through the ``classification`` bundle (``network_name convnext``, data
 route ``--dataset medmnist --flag breastmnist``); the checkpoint is the best validation AUC (``selected_on`` =
@@ -65,16 +65,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--depths", type=int, nargs="+", default=[2, 2, 2])
     p.add_argument("--dims", type=int, nargs="+", default=[24, 48, 96])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--members", nargs="+", default=list(MEMBERS), choices=list(MEMBERS))
+    p.add_argument("--members", nargs="+", default=["A", "B", "B_random"], choices=list(MEMBERS))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--source-epochs", type=int, default=1)
     p.add_argument("--mae-steps", type=int, default=250)
     p.add_argument("--mae-lr", type=float, default=1.5e-3)
     p.add_argument("--masking-ratio", type=float, default=0.6)
-    p.add_argument("--epochs", type=int, default=12, help="fine-tuning epochs (best validation AUC kept)")
+    p.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs (best validation AUC kept)")
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--data-limit", type=int, default=None, help="first N items per split (smoke runs)")
+    p.add_argument("--reuse", action="store_true", help="keep --work and reuse its pretrained members")
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the pipeline, means nothing")
     args = p.parse_args(argv)
     if args.smoke:
@@ -108,14 +109,16 @@ def convnext_overrides(args) -> dict:
 
 def pretrain_source(args, work: Path) -> tuple[Path, int]:
     """Member A: supervised ConvNeXt on the source set (checkpoint = best source-validation AUC), head dropped."""
-    out = work / "pretrain_A"
+    out, path, count = work / "pretrain_A", work / "A_encoder.pt", work / "A_labels.txt"
+    if args.reuse and path.is_file() and count.is_file():
+        return path, int(count.read_text())
     wf = run_bundle("classification", output_dir=str(out), flag=args.source_flag, seed=0,
                     max_epochs=args.source_epochs, learning_rate=1e-3, **convnext_overrides(args))
     lists = wf.parser.get_parsed_content("datalists")
     state = torch.load(out / "model.pt", weights_only=True)
-    path = work / "A_encoder.pt"
     torch.save({k: v for k, v in state.items() if not k.startswith("head.fc.")}, path)  # fresh classifier
-    return path, len(lists["train"]) + len(lists["val"])
+    count.write_text(str(len(lists["train"]) + len(lists["val"])))
+    return path, int(count.read_text())
 
 
 def pretrain_mae(args, work: Path, mask_mode: str) -> Path:
@@ -124,6 +127,8 @@ def pretrain_mae(args, work: Path, mask_mode: str) -> Path:
     if args.flag != "breastmnist":
         raise ValueError(f"--flag {args.flag}: the mae_pretrain bundle reads the target images as its 'us' "
                          "source, which is BreastMNIST train; pass a datalist to that bundle for another set")
+    if args.reuse and path.is_file():
+        return path
     run_bundle("mae_pretrain", output_dir=str(out), encoder_path=str(path), dataset_dir=args.data_root,
                network_name="convnext", mask_mode=mask_mode, masking_ratio=args.masking_ratio, modalities=["us"],
                image_size=args.size, batch_size=args.batch_size, max_epochs=1, epoch_length=args.mae_steps,
@@ -183,8 +188,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if not args.reuse:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     log = lambda msg: print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", flush=True)  # noqa: E731
 

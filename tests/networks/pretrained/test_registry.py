@@ -143,6 +143,15 @@ def test_swin_mae_and_convnext_mae_kinds_from_files(tmp_path):
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(clf.forward_features(x), mae.encoder.forward_features(x))
+    # the mae_pretrain bundle's export (ConvNeXt names) or a ConvNeXt classifier: same weights, classifier fresh
+    export = {k[len("encoder."):]: v for k, v in mae.state_dict().items() if k.startswith("encoder.")}
+    for source in (export, {**export, "head.fc.weight": torch.ones(5, 16), "head.fc.bias": torch.ones(5)}):
+        other = ConvNeXt(2, 1, num_classes=2, depths=(1, 1), dims=(8, 16))
+        fresh_fc = other.head.fc.weight.detach().clone()
+        report = load_pretrained(other, source, "convnext_mae")
+        assert report.loaded_fraction == 1.0 and torch.equal(other.head.fc.weight, fresh_fc)
+        with torch.no_grad():
+            torch.testing.assert_close(other.forward_features(x), mae.encoder.forward_features(x))
 
 
 def test_loud_failures_leave_the_model_untouched(tmp_path):
