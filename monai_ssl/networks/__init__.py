@@ -5,6 +5,7 @@ from __future__ import annotations
 from .blocks import ProjectionHead
 from .classifier_init import prepare_classifier
 from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
+from .masking import EntropyGuidedMasking, MaskGenerator, RandomMasking, build_masking
 from .nets import ContrastiveModel, pool_features
 from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     ConvNeXt,
@@ -14,6 +15,15 @@ from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     convnext_small,
     convnext_tiny,
     swin_mae_to_swinunetr,
+)
+from .nets import (  # factories for the usual MAE sizes
+    convnext_mae_small,
+    convnext_mae_tiny,
+    mae_vit_base_patch16,
+    mae_vit_large_patch16,
+    mae_vit_small_patch16,
+    swin_mae_swinunetr,
+    swin_mae_tiny,
 )
 from .patching import patchify, unpatchify
 from .transfer import PRETRAINED_KINDS, contrastive_to_resnet, load_pretrained
@@ -49,4 +59,14 @@ __all__ += [  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     "swin_mae_to_swinunetr",
 ]
 __all__ += ["PRETRAINED_KINDS", "contrastive_to_resnet", "load_pretrained"]  # one-call pretrained loading
+__all__ += ["EntropyGuidedMasking", "MaskGenerator", "RandomMasking", "build_masking"]  # mask generators
+__all__ += [  # MAE factories
+    "convnext_mae_small",
+    "convnext_mae_tiny",
+    "mae_vit_base_patch16",
+    "mae_vit_large_patch16",
+    "mae_vit_small_patch16",
+    "swin_mae_swinunetr",
+    "swin_mae_tiny",
+]
 __all__ += ["prepare_classifier"]  # fine-tune / linear-probe set-up from a pretrained encoder
