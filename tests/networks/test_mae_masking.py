@@ -23,28 +23,29 @@ from monai_ssl.networks.masking import (
 )
 from monai_ssl.networks.nets import ConvNeXtMAE, MaskedAutoencoderViT, SwinMAE
 
-VIT = dict(hidden_size=32, mlp_dim=48, num_heads=4, decoder_hidden_size=16, decoder_mlp_dim=32, decoder_num_layers=1,
-           decoder_num_heads=4)
-SWIN = dict(feature_size=12, window_size=4, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), decoder_depths=(1, 1, 1, 1))
-CONVNEXT = dict(depths=(1, 1), dims=(8, 16), decoder_dim=16)
+VIT = {"hidden_size": 32, "mlp_dim": 48, "num_heads": 4, "decoder_hidden_size": 16, "decoder_mlp_dim": 32,
+       "decoder_num_layers": 1, "decoder_num_heads": 4}
+SWIN = {"feature_size": 12, "window_size": 4, "depths": (1, 1, 1, 1), "num_heads": (1, 1, 2, 2),
+        "decoder_depths": (1, 1, 1, 1)}
+CONVNEXT = {"depths": (1, 1), "dims": (8, 16), "decoder_dim": 16}
+VIT2D = {"in_channels": 1, "img_size": (32, 48), "patch_size": 8, "spatial_dims": 2, "num_layers": 2, **VIT}
+VIT3D = {"in_channels": 2, "img_size": (16, 16, 24), "patch_size": 8, "spatial_dims": 3, "num_layers": 1, **VIT}
 
-# name: (class, constructor kwargs, masking, input shape); entropy kwargs as the old entropy_* arguments
+# name: (class, constructor kwargs, EntropyGuidedMasking kwargs or None for the default masking, input shape)
 CASES = {
-    "vit2d_random": (MaskedAutoencoderViT, dict(in_channels=1, img_size=(32, 48), patch_size=8, spatial_dims=2,
-                                                num_layers=2, **VIT), None, (3, 1, 32, 48)),
-    "vit2d_entropy": (MaskedAutoencoderViT, dict(in_channels=1, img_size=(32, 48), patch_size=8, spatial_dims=2,
-                                                 num_layers=2, **VIT),
-                      dict(mask_ratio=0.5, beta=3.0, lam=0.75, bins=16, value_range=(0.0, 2.0)), (3, 1, 32, 48)),
-    "vit3d_entropy_default": (MaskedAutoencoderViT, dict(in_channels=2, img_size=(16, 16, 24), patch_size=8,
-                                                         spatial_dims=3, num_layers=1, **VIT),
-                              dict(), (2, 2, 16, 16, 24)),
-    "swin2d_random": (SwinMAE, dict(spatial_dims=2, in_channels=1, mask_unit_size=8, **SWIN), None, (2, 1, 64, 64)),
-    "swin2d_entropy": (SwinMAE, dict(spatial_dims=2, in_channels=1, mask_unit_size=16, **SWIN),
-                       dict(mask_ratio=0.6, beta=-1.0, lam=0.5, bins=8), (2, 1, 64, 96)),
-    "convnext2d_random": (ConvNeXtMAE, dict(spatial_dims=2, in_channels=1, mask_unit_size=16, **CONVNEXT), None,
+    "vit2d_random": (MaskedAutoencoderViT, VIT2D, None, (3, 1, 32, 48)),
+    "vit2d_entropy": (MaskedAutoencoderViT, VIT2D,
+                      {"mask_ratio": 0.5, "beta": 3.0, "lam": 0.75, "bins": 16, "value_range": (0.0, 2.0)},
+                      (3, 1, 32, 48)),
+    "vit3d_entropy_default": (MaskedAutoencoderViT, VIT3D, {}, (2, 2, 16, 16, 24)),
+    "swin2d_random": (SwinMAE, {"spatial_dims": 2, "in_channels": 1, "mask_unit_size": 8, **SWIN}, None,
+                      (2, 1, 64, 64)),
+    "swin2d_entropy": (SwinMAE, {"spatial_dims": 2, "in_channels": 1, "mask_unit_size": 16, **SWIN},
+                       {"mask_ratio": 0.6, "beta": -1.0, "lam": 0.5, "bins": 8}, (2, 1, 64, 96)),
+    "convnext2d_random": (ConvNeXtMAE, {"spatial_dims": 2, "in_channels": 1, "mask_unit_size": 16, **CONVNEXT}, None,
                           (2, 1, 32, 48)),
-    "convnext3d_entropy": (ConvNeXtMAE, dict(spatial_dims=3, in_channels=1, mask_unit_size=8, **CONVNEXT),
-                           dict(mask_ratio=0.5, beta=2.0, lam=1.0), (2, 1, 16, 16, 32)),
+    "convnext3d_entropy": (ConvNeXtMAE, {"spatial_dims": 3, "in_channels": 1, "mask_unit_size": 8, **CONVNEXT},
+                           {"mask_ratio": 0.5, "beta": 2.0, "lam": 1.0}, (2, 1, 16, 16, 32)),
 }
 RECORDED = {  # masked units per sample, pred.sum(), pred.abs().sum()
     "vit2d_random": ([[0, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16, 19, 21, 22, 23],

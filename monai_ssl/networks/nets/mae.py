@@ -198,7 +198,7 @@ class MaskedAutoencoderViT(nn.Module):
             raise ValueError("hidden_size / decoder_hidden_size must be divisible by num_heads / decoder_num_heads.")
         masking = check_masking(masking, 0.75)
         if not masking.mask_ratio < 1.0:
-            raise ValueError(f"masking.mask_ratio should be in [0, 1) (one patch at least stays visible), got {masking!r}.")
+            raise ValueError(f"masking.mask_ratio should be in [0, 1) (a patch must stay visible), got {masking!r}.")
         if proj_type != "conv":
             raise ValueError(f"proj_type={proj_type!r} is not supported; use 'conv'.")
         for name, val in (("pos_embed_type", pos_embed_type), ("decoder_pos_embed_type", decoder_pos_embed_type)):
@@ -345,8 +345,9 @@ def mae_vit_small_patch16(
     Keyword arguments override any of these or set the others of :class:`MaskedAutoencoderViT` (``masking``,
     ``patch_size``, ...).
     """
-    encoder = dict(patch_size=16, hidden_size=384, mlp_dim=1536, num_layers=12, num_heads=6, qkv_bias=True)
-    decoder = dict(decoder_hidden_size=256, decoder_mlp_dim=1024, decoder_num_layers=4, decoder_num_heads=8)
+    encoder = {"patch_size": 16, "hidden_size": 384, "mlp_dim": 1536, "num_layers": 12, "num_heads": 6,
+               "qkv_bias": True}
+    decoder = {"decoder_hidden_size": 256, "decoder_mlp_dim": 1024, "decoder_num_layers": 4, "decoder_num_heads": 8}
     return _mae_vit_from(encoder, decoder, in_channels, img_size, spatial_dims, kwargs)
 
 
@@ -355,8 +356,9 @@ def mae_vit_base_patch16(
 ) -> MaskedAutoencoderViT:
     """ViT-B/16 MAE as in He et al. (2022): encoder 768 wide, 12 blocks of 12 heads, MLP 3072; decoder 512 wide,
     8 blocks of 16 heads, MLP 2048; qkv bias. Keyword arguments override any of these."""
-    encoder = dict(patch_size=16, hidden_size=768, mlp_dim=3072, num_layers=12, num_heads=12, qkv_bias=True)
-    decoder = dict(decoder_hidden_size=512, decoder_mlp_dim=2048, decoder_num_layers=8, decoder_num_heads=16)
+    encoder = {"patch_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_layers": 12, "num_heads": 12,
+               "qkv_bias": True}
+    decoder = {"decoder_hidden_size": 512, "decoder_mlp_dim": 2048, "decoder_num_layers": 8, "decoder_num_heads": 16}
     return _mae_vit_from(encoder, decoder, in_channels, img_size, spatial_dims, kwargs)
 
 
@@ -365,6 +367,7 @@ def mae_vit_large_patch16(
 ) -> MaskedAutoencoderViT:
     """ViT-L/16 MAE as in He et al. (2022): encoder 1024 wide, 24 blocks of 16 heads, MLP 4096; decoder as
     :func:`mae_vit_base_patch16`. Keyword arguments override any of these."""
-    encoder = dict(patch_size=16, hidden_size=1024, mlp_dim=4096, num_layers=24, num_heads=16, qkv_bias=True)
-    decoder = dict(decoder_hidden_size=512, decoder_mlp_dim=2048, decoder_num_layers=8, decoder_num_heads=16)
+    encoder = {"patch_size": 16, "hidden_size": 1024, "mlp_dim": 4096, "num_layers": 24, "num_heads": 16,
+               "qkv_bias": True}
+    decoder = {"decoder_hidden_size": 512, "decoder_mlp_dim": 2048, "decoder_num_layers": 8, "decoder_num_heads": 16}
     return _mae_vit_from(encoder, decoder, in_channels, img_size, spatial_dims, kwargs)

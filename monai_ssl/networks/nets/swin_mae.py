@@ -1,11 +1,11 @@
 """Swin-MAE, VIS-MAE's pretraining network, on MONAI's ``SwinTransformer`` (the SwinUNETR encoder).
 
 VIS-MAE: Liu et al., "VIS-MAE: An Efficient Self-supervised Learning Approach on Medical Image Segmentation and
-Classification", MLMI 2024, arXiv:2402.01034. The encoder is ``monai.networks.nets.swin_unetr.SwinTransformer`` unchanged; the only
-difference in the forward pass is that, right after the patch embedding, tokens of masked units are replaced
-by one learned mask token, so the encoder always sees the full token grid (SimMIM-style, not ViT-MAE's
-visible-only encoding). The decoder is the up-path of a Swin-Unet without skip connections (patch expanding
-+ MONAI ``BasicLayer`` Swin blocks per level) followed by a linear layer to the pixels of each token.
+Classification", MLMI 2024, arXiv:2402.01034. The encoder is ``monai.networks.nets.swin_unetr.SwinTransformer``
+unchanged; the only difference in the forward pass is that, right after the patch embedding, tokens of masked
+units are replaced by one learned mask token, so the encoder always sees the full token grid (SimMIM-style, not
+ViT-MAE's visible-only encoding). The decoder is the up-path of a Swin-Unet without skip connections (patch
+expanding + MONAI ``BasicLayer`` Swin blocks per level) followed by a linear layer to the pixels of each token.
 
 Mask unit choice: a unit is ``mask_unit_size`` pixels (16 by default, as VIS-MAE's 4x4 tokens of 4 px). With
 MONAI's default ``patch_size=2`` a unit is therefore 8x8 tokens; with ``patch_size=4`` it is 4x4 tokens,
@@ -293,8 +293,8 @@ def swin_mae_tiny(spatial_dims: int = 2, in_channels: int = 1, **kwargs) -> Swin
     """VIS-MAE's Swin-T width (Liu et al., 2024): embedding 96, patch 4 (one 16-px mask unit = 4x4 tokens),
     depths (2, 2, 2, 2), heads (3, 6, 12, 24), window 7, decoder depths (2, 2, 2, 2). Inputs must be multiples of
     64 px (MONAI's encoder downsamples four times). Keyword arguments override any of these (``masking``, ...)."""
-    cfg = dict(feature_size=96, patch_size=4, window_size=7, depths=(2, 2, 2, 2), num_heads=(3, 6, 12, 24),
-               decoder_depths=(2, 2, 2, 2), mask_unit_size=16)
+    cfg = {"feature_size": 96, "patch_size": 4, "window_size": 7, "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24),
+               "decoder_depths": (2, 2, 2, 2), "mask_unit_size": 16}
     return SwinMAE(spatial_dims, in_channels, **{**cfg, **kwargs})
 
 
@@ -302,7 +302,7 @@ def swin_mae_swinunetr(spatial_dims: int = 2, in_channels: int = 1, feature_size
     """Swin-MAE whose encoder is that of MONAI's default ``SwinUNETR(feature_size=feature_size)``: patch 2,
     depths (2, 2, 2, 2), heads (3, 6, 12, 24), window 7, 16-px mask units (8x8 tokens). Inputs must be multiples
     of 32 px. Keyword arguments override any of these (``masking``, ``decoder_depths``, ...)."""
-    cfg = dict(patch_size=2, window_size=7, depths=(2, 2, 2, 2), num_heads=(3, 6, 12, 24), mask_unit_size=16)
+    cfg = {"patch_size": 2, "window_size": 7, "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24), "mask_unit_size": 16}
     return SwinMAE(spatial_dims, in_channels, feature_size=feature_size, **{**cfg, **kwargs})
 
 
