@@ -27,6 +27,7 @@ from monai.networks.nets import MaskedAutoEncoderViT
 
 from _memory import child_peak_mb, report_peak_growth, rss_mb  # benchmarks/_memory.py
 from monai_ssl.losses import MaskedReconstructionLoss
+from monai_ssl.networks.masking import RandomMasking, build_masking
 from monai_ssl.networks.nets import MaskedAutoencoderViT
 from monai_ssl.networks.patching import patchify
 
@@ -49,10 +50,12 @@ CPU_CASES = ["2D 128px p16 h384x6", "3D 64^3 p16 h384x6"]
 
 def build(kind: str, case: str, device: str):
     dims, size, ch, _, _, kw = CASES[case]
-    common = dict(in_channels=ch, img_size=size, spatial_dims=dims, masking_ratio=0.75, **kw)
+    common = dict(in_channels=ch, img_size=size, spatial_dims=dims, **kw)
     if kind == "ours":
-        return MaskedAutoencoderViT(**common).to(device)
-    return MaskedAutoEncoderViT(pos_embed_type="sincos", decoder_pos_embed_type="sincos", **common).to(device)
+        return MaskedAutoencoderViT(masking=RandomMasking(0.75), **common).to(device)
+    return MaskedAutoEncoderViT(
+        pos_embed_type="sincos", decoder_pos_embed_type="sincos", masking_ratio=0.75, **common
+    ).to(device)
 
 
 def masked_mse(pred: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, patch) -> torch.Tensor:
@@ -188,7 +191,7 @@ def sync_check() -> str:
     for kind, mode in (("ours", "random"), ("ours", "entropy"), ("monai", "random")):
         st = Step(kind, "2D 128px p16 h384x6", "cuda", "bf16" if kind == "ours" else "fp32", 8)
         if kind == "ours":
-            st.model.mask_mode = mode
+            st.model.masking = build_masking(mode, 0.75)
         st.loss()  # warm-up outside the check (lazy CUDA init)
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")

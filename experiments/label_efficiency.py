@@ -274,6 +274,7 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
 
     from monai_ssl.data import SeededDataLoader
     from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
+    from monai_ssl.networks.masking import RandomMasking
     from monai_ssl.networks.nets import MaskedAutoencoderViT
     from monai_ssl.networks import pretrained_filter
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations
@@ -281,8 +282,8 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
 
     seed = args.pretrain_seed
     torch.manual_seed(seed)  # weights and the masks' noise
-    mae = MaskedAutoencoderViT(1, args.size, vit_patch_size(args.size), spatial_dims=2, masking_ratio=MASKING_RATIO,
-                               **VIT, **MAE_DECODER)
+    mae = MaskedAutoencoderViT(1, args.size, vit_patch_size(args.size), spatial_dims=2,
+                               masking=RandomMasking(MASKING_RATIO), **VIT, **MAE_DECODER)
     augment = mae_augmentations(args.size, crop_scale=tuple(args.mae_crop_scale))
     view = RandMultiViewd(SSLKeys.IMAGE.value, augment, num_views=1, delete_original=True)
     data = Dataset([{SSLKeys.IMAGE.value: d["image"]} for d in items], view)  # no labels

@@ -42,7 +42,8 @@ from monai_ssl.handlers import NaNGuard
 from monai_ssl.handlers.reconstruction_images import reconstruction_grid
 from monai_ssl.losses import MaskedReconstructionLoss
 from monai_ssl.networks import pretrained_filter
-from monai_ssl.networks.nets import SwinMAE
+from monai_ssl.networks.masking import build_masking
+from monai_ssl.networks.nets import swin_mae_swinunetr
 from monai_ssl.transforms import USPresetd, XRayPresetd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,9 +131,9 @@ def main() -> None:
     held_images = torch.stack([torch.as_tensor(h["image"]).as_subclass(torch.Tensor) for h in held_batch]).to(device)
     held_modalities = [h["modality"] for h in held_batch]
 
-    net = SwinMAE(
-        spatial_dims=2, in_channels=1, feature_size=args.feature_size, patch_size=args.patch_size,
-        decoder_depths=(args.decoder_depth,) * 4, mask_mode=args.mask_mode, drop_path_rate=0.1,
+    net = swin_mae_swinunetr(
+        2, 1, feature_size=args.feature_size, patch_size=args.patch_size, decoder_depths=(args.decoder_depth,) * 4,
+        masking=build_masking(args.mask_mode, 0.75), drop_path_rate=0.1,
     ).to(device)
     loss_fn = MaskedReconstructionLoss(net.pred_patch_size, spatial_dims=2, norm_pix_loss=False)
     optimizer = build_optimizer(net, "adamw", lr=args.lr, weight_decay=0.05, betas=(0.9, 0.95))
