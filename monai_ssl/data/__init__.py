@@ -16,6 +16,8 @@ _LAZY = {
     "MedMNISTDataset": "medmnist",
     "MEDMNIST_INFO": "medmnist",
     "download_medmnist": "medmnist",
+    "medmnist_filename": "medmnist",
+    "medmnist_md5": "medmnist",
     "load_covid_cxr": "covid_cxr",
     "covid_label": "covid_cxr",
     "COVID_CXR_SHA256": "covid_cxr",
@@ -26,6 +28,9 @@ _LAZY = {
     "SeededDataLoader": "loader",
     "stream_seed": "loader",
 }
+_LAZY.update({"check_task_labels": "classification_npz", "check_task_config": "classification_npz",
+              "npz_classification_lists": "classification_npz",
+              "medmnist_classification_lists": "classification_npz"})
 _LAZY.update({"classification_datalists": "classification_lists", "contrastive_datalist": "pretraining_lists",
               "mixed_modality_sources": "pretraining_lists", "segmentation_datalists": "segmentation_lists",
               "block_split": "segmentation_lists", "IMAGE_SUFFIXES": "inputs", "VOLUME_SUFFIXES": "inputs",

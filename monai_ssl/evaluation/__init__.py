@@ -7,7 +7,7 @@ from .finetune import balanced_class_weights, compute_auc, finetune_classifier, 
 from .knn import extract_features, knn_predict
 from .label_efficiency import run_label_efficiency
 from .linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
-from .metrics import bootstrap_ci, classification_metrics, classification_report
+from .metrics import bootstrap_ci, classification_metrics, classification_report, per_class_auc, quadratic_kappa
 from .segmentation_network import init_segmentation_network, segmentation_network
 from .saliency import cam_fraction_in_roi, gradcam_maps, gradcam_overlays, save_overlay, vit_attention_map
 from .segmentation import (
@@ -19,7 +19,7 @@ from .segmentation import (
 )
 
 __all__ = ["extract_features", "knn_predict"]
-__all__ += ["bootstrap_ci", "classification_metrics", "classification_report"]
+__all__ += ["bootstrap_ci", "classification_metrics", "classification_report", "per_class_auc", "quadratic_kappa"]
 __all__ += ["LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_evaluate"]
 __all__ += ["ensemble_evaluate", "ensemble_probabilities", "logits_to_probabilities"]
 __all__ += ["cam_fraction_in_roi", "gradcam_maps", "gradcam_overlays", "save_overlay", "vit_attention_map"]

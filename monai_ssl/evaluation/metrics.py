@@ -17,6 +17,12 @@ the classes/labels that have both positives and negatives. A class without both 
 a ``UserWarning``; when no class qualifies (e.g. binary labels of one class only) the AUC is **NaN with a
 warning** rather than an error, so that bootstrap resamples and small validation splits do not abort a run.
 
+Multi-class and multi-label reports add, with ``per_class=True``, each class's (finding's) own AUC under
+``auc_<name>`` (NaN when that class lacks positives or negatives), and multi-class ones Cohen's kappa with quadratic
+weights (``kappa``, Cohen 1968), the agreement measure for ordinal grades such as diabetic-retinopathy severity:
+``1 - sum(W * O) / sum(W * E)`` with ``W[i, j] = (i - j)^2 / (C - 1)^2``, ``O`` the confusion matrix of labels and
+argmax predictions and ``E`` the outer product of its marginals over N (1.0 when both are constant and agree).
+
 Balanced accuracy is the mean recall over the classes present in ``labels`` (multi-label: the mean over labels
 of each label's binary balanced accuracy). F1 is the positive-class F1 (binary) or the macro F1 over the
 classes present in ``labels`` or predictions (multi-class; over all labels for multi-label); a class with no
@@ -31,8 +37,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from monai.metrics import ROCAUCMetric
 
-__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci", "classification_report"]
+__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci", "classification_report",
+           "quadratic_kappa", "per_class_auc", "DefinedClassesROCAUCMetric"]
 
 TASKS = ("binary", "multiclass", "multilabel")
 METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "f1")
@@ -137,6 +145,33 @@ def auc_score(probs, labels, task: str = "binary") -> float:
     return float(_auc(*_check(probs, labels, task), task))
 
 
+def per_class_auc(probs, labels, task: str = "multiclass") -> np.ndarray:
+    """``(C,)`` AUC of each class (one-vs-rest, multi-class) or finding (multi-label); NaN for a class without both
+    positives and negatives. Shapes as for :func:`classification_metrics`."""
+    p, y = _check(probs, labels, task)
+    if task == "binary":
+        raise ValueError("per_class_auc is for multiclass or multilabel tasks; a binary task has one AUC")
+    if task == "multiclass":
+        y = np.eye(p.shape[1], dtype=np.int64)[y]
+    return np.array([roc_auc(p[:, c], y[:, c]) for c in range(p.shape[1])])
+
+
+def quadratic_kappa(pred, labels, num_classes: int) -> float:
+    """Cohen's kappa with quadratic weights between integer grades ``pred`` and ``labels`` (both ``(N,)``, values
+    in ``[0, num_classes)``); see the module docstring."""
+    pred, y = np.asarray(pred, dtype=np.int64).reshape(-1), np.asarray(labels, dtype=np.int64).reshape(-1)
+    c = int(num_classes)
+    observed = np.zeros((c, c))
+    np.add.at(observed, (y, pred), 1.0)
+    expected = np.outer(observed.sum(1), observed.sum(0)) / max(y.size, 1)
+    grid = np.arange(c)
+    weights = (grid[:, None] - grid[None, :]) ** 2 / max(c - 1, 1) ** 2
+    denominator = float((weights * expected).sum())
+    if denominator == 0.0:  # labels and predictions constant: perfect agreement if they are equal
+        return 1.0 if float((weights * observed).sum()) == 0.0 else 0.0
+    return float(1.0 - (weights * observed).sum() / denominator)
+
+
 def _binary_counts(pred: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:
     tp = int(np.sum((pred == 1) & (y == 1)))
     tn = int(np.sum((pred == 0) & (y == 0)))
@@ -155,7 +190,8 @@ def _binary_balanced_accuracy(tp: int, tn: int, fp: int, fn: int) -> float:
     return float(np.mean(recalls))
 
 
-def classification_metrics(probs, labels, task: str = "binary", threshold: float = 0.5) -> dict[str, float]:
+def classification_metrics(probs, labels, task: str = "binary", threshold: float = 0.5, per_class: bool = False,
+                           class_names: Sequence[str] | None = None) -> dict[str, float]:
     """AUC, accuracy, balanced accuracy and F1 of predicted probabilities (see the module docstring).
 
     Args:
@@ -163,9 +199,12 @@ def classification_metrics(probs, labels, task: str = "binary", threshold: float
         labels: ``(N,)`` class indices (binary/multi-class) or ``(N, C)`` multi-hot (multi-label).
         task: ``"binary"``, ``"multiclass"`` or ``"multilabel"``.
         threshold: decision threshold for binary and multi-label predictions.
+        per_class: also return ``kappa`` (multi-class) and ``auc_<name>`` per class (multi-class, multi-label).
+        class_names: the ``C`` names used in ``auc_<name>`` (default: the class indices).
 
     Returns:
-        ``{"auc", "accuracy", "balanced_accuracy", "f1"}`` as floats; AUC is NaN (with a warning) when undefined.
+        ``{"auc", "accuracy", "balanced_accuracy", "f1"}`` as floats (plus the ``per_class`` keys); AUC is NaN (with a
+        warning) when undefined.
 
     Raises:
         ValueError: unknown task, mismatched sample counts, wrong shapes, labels outside the valid range or
@@ -195,7 +234,23 @@ def classification_metrics(probs, labels, task: str = "binary", threshold: float
         counts = [_binary_counts(pred[:, c], y[:, c]) for c in range(y.shape[1])]
         out["balanced_accuracy"] = float(np.mean([_binary_balanced_accuracy(*c) for c in counts]))
         out["f1"] = float(np.mean([_f1(tp, fp, fn) for tp, _, fp, fn in counts]))
-    return {k: float(out[k]) for k in METRIC_NAMES}
+    result = {k: float(out[k]) for k in METRIC_NAMES}
+    if per_class and task != "binary":
+        if task == "multiclass":
+            result["kappa"] = quadratic_kappa(p.argmax(1), y, p.shape[1])
+        names = _class_names(class_names, p.shape[1])
+        yy = np.eye(p.shape[1], dtype=np.int64)[y] if task == "multiclass" else y
+        result |= {f"auc_{n}": roc_auc(p[:, c], yy[:, c]) for c, n in enumerate(names)}
+    return result
+
+
+def _class_names(class_names: Sequence[str] | None, n: int) -> list[str]:
+    if class_names is None:
+        return [str(c) for c in range(n)]
+    names = [str(c) for c in class_names]
+    if len(names) != n or len(set(names)) != n:
+        raise ValueError(f"class_names: expected {n} distinct names (one per output), got {names}")
+    return names
 
 
 def _resample_indices(n: int, n_boot: int, seed: int, groups=None) -> list[np.ndarray]:
@@ -278,31 +333,52 @@ def classification_report(
     alpha: float = 0.05,
     seed: int = 0,
     groups: Sequence | np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every metric of :func:`classification_metrics` with its percentile-bootstrap CI (one resampling pass).
 
     Args: as :func:`classification_metrics` and :func:`bootstrap_ci`.
 
     Returns:
-        ``{metric: {"value", "low", "high"}}`` for ``auc``, ``accuracy``, ``balanced_accuracy``, ``f1``, plus
-        ``"n": {"value": N}`` (JSON-serialisable).
+        ``{metric: {"value", "low", "high"}}`` for ``auc``, ``accuracy``, ``balanced_accuracy``, ``f1`` (multi-class
+        also ``kappa``; multi-class and multi-label also ``auc_<name>`` per class), plus ``"n": {"value": N}``
+        (JSON-serialisable).
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}.")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}.")
     p, y = _check(probs, labels, task)
-    point = classification_metrics(p, y, task, threshold)
-    boot = {k: np.empty(n_boot) for k in METRIC_NAMES}
+    per_class = task != "binary"
+    point = classification_metrics(p, y, task, threshold, per_class, class_names)
+    boot = {k: np.empty(n_boot) for k in point}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, idx in enumerate(_resample_indices(p.shape[0], n_boot, seed, groups)):
-            m = classification_metrics(p[idx], y[idx], task, threshold)
-            for k in METRIC_NAMES:
+            m = classification_metrics(p[idx], y[idx], task, threshold, per_class, class_names)
+            for k in point:
                 boot[k][i] = m[k]
     report = {}
-    for k in METRIC_NAMES:
+    for k in point:
         low, high = _percentiles(boot[k], alpha, k)
         report[k] = {"value": point[k], "low": low, "high": high}
     report["n"] = {"value": float(p.shape[0])}
     return report
+
+
+class DefinedClassesROCAUCMetric(ROCAUCMetric):
+    """MONAI's cumulative ``ROCAUCMetric``, macro-averaged over the classes (columns) that have both positives and
+    negatives in the buffers; the others are left out with a ``UserWarning`` (MONAI's macro average turns NaN when
+    one class is absent from a validation split, e.g. a rare grade or finding, and a NaN key metric never lets the
+    best-model saver replace its first checkpoint). NaN only when no class qualifies.
+
+    ``y_pred`` ``(N, C)`` probabilities, ``y`` ``(N, C)`` one-hot (binary, multi-class) or multi-hot (multi-label).
+    """
+
+    def aggregate(self, average=None) -> float:  # noqa: ARG002 (always macro over the defined classes)
+        y_pred, y = self.get_buffer()
+        if not isinstance(y_pred, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise ValueError("y_pred and y must be PyTorch Tensor.")
+        p, t = y_pred.detach().float().cpu().numpy(), y.detach().cpu().numpy()
+        p, t = p.reshape(p.shape[0], -1), t.reshape(t.shape[0], -1)
+        return float(_auc(p.astype(np.float64), t.round().astype(np.int64), "multilabel"))

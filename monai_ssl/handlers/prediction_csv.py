@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 class PredictionCSVWriter:
     """Collect an evaluator's per-sample probabilities and write ``output_csv`` with the columns ``file``,
-    ``prob_<class>`` for each of ``class_names`` and ``pred`` (the most probable class), one row per input, in
+    ``prob_<class>`` for each of ``class_names`` and ``pred`` (the most probable class; ``multilabel``: the
+    ``;``-joined findings with probability >= 0.5, ``none`` when there is none), one row per input, in
     input order. MONAI's ``ClassificationSaver`` writes one column per class index with the source file taken
     from image metadata; this writer names the classes and keeps the path it was given.
 
@@ -31,6 +32,7 @@ class PredictionCSVWriter:
         class_names: names of the ``C`` outputs.
         file_key: batch key holding each input's path.
         pred_key: output key of the ``(C,)`` probabilities.
+        multilabel: the outputs are independent findings (sigmoid), not exclusive classes.
 
     After the run, ``rows`` holds the written rows as dicts.
 
@@ -39,9 +41,9 @@ class PredictionCSVWriter:
     """
 
     def __init__(self, output_csv: str | os.PathLike, class_names: Sequence[str], file_key: str = "file",
-                 pred_key: str = CommonKeys.PRED) -> None:
+                 pred_key: str = CommonKeys.PRED, multilabel: bool = False) -> None:
         self.output_csv, self.class_names = Path(output_csv), [str(c) for c in class_names]
-        self.file_key, self.pred_key = file_key, pred_key
+        self.file_key, self.pred_key, self.multilabel = file_key, pred_key, bool(multilabel)
         self.rows: list[dict[str, Any]] = []
 
     def attach(self, engine: Engine) -> None:
@@ -57,7 +59,10 @@ class PredictionCSVWriter:
                 raise ValueError(f"config key 'class_names': {len(self.class_names)} names for {p.numel()} outputs")
             row: dict[str, Any] = {"file": f}
             row |= {f"prob_{c}": round(float(v), 6) for c, v in zip(self.class_names, p)}
-            row["pred"] = self.class_names[int(p.argmax())]
+            if self.multilabel:
+                row["pred"] = ";".join(c for c, v in zip(self.class_names, p) if v >= 0.5) or "none"
+            else:
+                row["pred"] = self.class_names[int(p.argmax())]
             self.rows.append(row)
 
     def _write(self, engine: Engine) -> None:

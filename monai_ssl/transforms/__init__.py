@@ -51,7 +51,8 @@ from .pretext import (
     RandRotationPretextd,
     hamming_permutations,
 )
-from .presets import CTPresetd, MRPresetd, USPresetd, XRayPresetd
+from .presets import ColorPresetd, CTPresetd, MRPresetd, USPresetd, XRayPresetd
+from .colour import RandColorJitter, RandGrayscale, ToRGB, ToRGBD, ToRGBd, ToRGBDict
 from .segmentation_io import MRInferencePreprocessd, SaveLabelMapd
 from .ultrasound import (
     CineFrame,

@@ -163,20 +163,27 @@ def simclr_augmentations(
     rotate_degrees: float = 0.0,
     flip_prob: float = 0.5,
     noise_std: float = 0.0,
+    channels: int = 1,
 ) -> Compose:
-    """SimCLR view augmentation (METHODS.md §1.2) for images in [0, 1].
+    """SimCLR view augmentation (Chen et al. 2020) for images in [0, 1].
 
     Order: random resized crop (area ``crop_scale``, aspect 3/4-4/3) -> horizontal flip (last spatial axis in 2D;
     every axis in 3D) -> optional rotation -> brightness/contrast jitter of strength ``color_strength`` with
     probability ``color_prob`` (random order, clipped to [0, 1]) -> Gaussian blur (sigma in pixels, scaled to
     ``spatial_size / 224``) with ``blur_prob`` -> optional Gaussian noise. Grey-scale images skip SimCLR's
-    saturation, hue and grayscale steps, which do not apply to them.
+    saturation, hue and grayscale steps, which do not apply to them; with ``channels=3`` (RGB: dermatology, fundus,
+    endoscopy, pathology) the jitter is SimCLR's full colour distortion instead
+    (:class:`~monai_ssl.transforms.colour.RandColorJitter`: brightness, contrast and saturation ``0.8 *
+    color_strength``, hue ``0.2 * color_strength``, with ``color_prob``), followed by greyscale with probability 0.2
+    (:class:`~monai_ssl.transforms.colour.RandGrayscale`).
 
     Returns:
         an array-level ``Compose`` mapping (C, *spatial) to (C, *spatial_size).
     """
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
     size = ensure_tuple_rep(spatial_size, spatial_dims)
     chain: list[Transform] = [RandResizedCrop(size, scale=crop_scale)]
     if flip_prob > 0:
@@ -186,7 +193,14 @@ def simclr_augmentations(
         r = math.radians(rotate_degrees)
         kw = {"range_x": r} if spatial_dims == 2 else {"range_x": r, "range_y": r, "range_z": r}
         chain.append(RandRotate(prob=0.5 if spatial_dims == 3 else 1.0, padding_mode="zeros", **kw))
-    if color_strength > 0 and color_prob > 0:
+    if channels == 3:
+        from .colour import RandColorJitter, RandGrayscale
+
+        s = color_strength
+        if s > 0 and color_prob > 0:
+            chain.append(RandColorJitter(0.8 * s, 0.8 * s, 0.8 * s, min(0.2 * s, 0.5), prob=color_prob))
+        chain.append(RandGrayscale(prob=0.2))
+    elif color_strength > 0 and color_prob > 0:
         chain.append(_intensity_jitter(color_strength, color_prob))
     if blur:
         s = (blur_sigma[0] * size[0] / 224, blur_sigma[1] * size[0] / 224)

@@ -27,6 +27,7 @@ from monai.transforms import (
     RepeatChanneld,
     Resized,
     ScaleIntensityd,
+    ScaleIntensityRanged,
     ScaleIntensityRangePercentilesd,
     SpatialPadd,
 )
@@ -37,7 +38,7 @@ from .intensity import MIN_IMAGE_SIZE, CheckImaged, CLAHEd, DicomWindowd, HUWind
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
 
-__all__ = ["PRESET_MODALITIES", "CTPresetd", "MRPresetd", "USPresetd", "XRayPresetd"]
+__all__ = ["PRESET_MODALITIES", "CTPresetd", "ColorPresetd", "MRPresetd", "USPresetd", "XRayPresetd"]
 
 # DICOM Modality codes each preset accepts (files without the tag, e.g. NIfTI/PNG, always pass)
 PRESET_MODALITIES = {
@@ -45,10 +46,12 @@ PRESET_MODALITIES = {
     "mr": ("MR",),
     "xray": ("CR", "DX", "RG", "DR", "RF", "PX", "OT"),
     "us": ("US", "IVUS", "OT"),
+    # external-camera (dermatology), endoscopy, ophthalmic photography, microscopy, colour Doppler ultrasound
+    "colour": ("XC", "ES", "OP", "SM", "GM", "US", "OT"),
 }
 
 
-_PRESET_NAMES = {"ct": "CTPresetd", "mr": "MRPresetd", "xray": "XRayPresetd", "us": "USPresetd"}
+_PRESET_NAMES = {"ct": "CTPresetd", "mr": "MRPresetd", "xray": "XRayPresetd", "us": "USPresetd", "colour": "ColorPresetd"}
 
 
 def _refuse(spatial_dims: int) -> dict:
@@ -61,8 +64,11 @@ def _check(keys: KeysCollection, preset: str, spatial_dims: int, dims_hints: dic
     """The input check heading preset ``preset`` (a key of PRESET_MODALITIES): its refusals name the preset
     and say what to do (the ``spatial_dims`` to pass, the preset for another modality)."""
     name = _PRESET_NAMES[preset]
-    hints = {m: f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list"
-             for other, codes in PRESET_MODALITIES.items() if other != preset for m in codes}
+    hints: dict[str, str] = {}  # first preset listing a code names it (US: USPresetd, not ColorPresetd)
+    for other, codes in PRESET_MODALITIES.items():
+        for m in codes:
+            if other != preset:
+                hints.setdefault(m, f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list")
     owner = f"{name}(spatial_dims={spatial_dims})" if preset in ("ct", "mr") else name
     return CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES[preset], owner=owner,
                        dims_hints=dims_hints, modality_hints=hints, **_refuse(spatial_dims))
@@ -198,20 +204,50 @@ class USPresetd(_Preset):
     """Ultrasound: file -> one cine frame (middle, or random when ``random_frame``) -> grey -> crop to the scan
     sector (burnt-in text outside it blanked) -> optional light speckle smoothing (median filter of radius
     ``despeckle_radius``) -> min-max to [0, 1] -> resize and pad.
+
+    ``num_channels=3`` keeps colour (colour Doppler): RGB instead of grey (a grey frame is copied to 3 channels),
+    and the min-max is taken over all channels together, so the colour ratios are kept.
     """
 
     def __init__(self, keys: KeysCollection = "image", frame: str | int = "middle", random_frame: bool = False,
-                 fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True):
+                 fan_crop: bool = True, despeckle_radius: int = 0, spatial_size=224, load: bool = True,
+                 num_channels: int = 1):
+        from .colour import ToRGBd
+
+        if num_channels not in (1, 3):
+            raise ValueError(f"USPresetd: num_channels must be 1 (grey) or 3 (colour Doppler), got {num_channels}")
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(RandCineFramed(keys) if random_frame else CineFramed(keys, frame=frame))
-        chain += [_check(keys, "us", 2, {}), RGBToGrayd(keys)]
+        chain += [_check(keys, "us", 2, {}), RGBToGrayd(keys) if num_channels == 1 else ToRGBd(keys)]
         if fan_crop:
             chain.append(USFanCropd(keys))
         if despeckle_radius > 0:
             chain.append(MedianSmoothd(keys, radius=despeckle_radius))
         chain += [ScaleIntensityd(keys, minv=0.0, maxv=1.0), *_resize_pad(keys, spatial_size, 2),
                   EnsureTyped(keys, track_meta=True)]
-        super().__init__(chain, keys, frame=frame, spatial_size=spatial_size)
+        super().__init__(chain, keys, frame=frame, spatial_size=spatial_size, num_channels=num_channels)
+
+
+class ColorPresetd(_Preset):
+    """Colour photographs (dermatology, fundus, endoscopy, pathology, colour Doppler): file -> RGB (grey repeated,
+    alpha dropped) -> [0, 1] -> aspect-preserving resize and pad. Colour is kept: no per-image window, no grey.
+
+    Args:
+        keys: keys holding file paths (or, with ``load=False``, (C, H, W) images already in [0, 1]).
+        spatial_size: output size, or None to keep the native size.
+        max_value: the code of full intensity of loaded files (255 for 8-bit RGB), mapped to 1.
+        load: start with :class:`LoadMedicalImaged`.
+    """
+
+    def __init__(self, keys: KeysCollection = "image", spatial_size=224, max_value: float = 255.0, load: bool = True):
+        from .colour import ToRGBd
+
+        chain = [LoadMedicalImaged(keys)] if load else []
+        chain += [_check(keys, "colour", 2, {}), ToRGBd(keys)]
+        if load:
+            chain.append(ScaleIntensityRanged(keys, a_min=0.0, a_max=max_value, b_min=0.0, b_max=1.0, clip=True))
+        chain += [*_resize_pad(keys, spatial_size, 2), EnsureTyped(keys, track_meta=True)]
+        super().__init__(chain, keys, spatial_size=spatial_size, max_value=max_value)
 
 
 def _above(x, threshold: float):

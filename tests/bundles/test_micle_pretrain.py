@@ -315,3 +315,30 @@ def test_divergent_learning_rate_fails_and_exports_nothing(tmp_path):
     assert found, err.value
     assert "diverged" in str(found[0]) or "non-finite" in str(found[0])
     assert not (tmp_path / "encoder.pt").exists() and not list((tmp_path / "checkpoints").glob("*.pt"))
+
+
+def test_colour_datalist_gets_rgb_views_with_simclr_colour_jitter(tmp_path):
+    """``--channels 3``: colour photographs keep their 3 channels, the views use SimCLR's colour jitter and random
+    greyscale (Chen et al. 2020), the encoder takes 3 channels and its export says so."""
+    import numpy as np
+    from PIL import Image
+
+    from monai_ssl.transforms import RandColorJitter, RandGrayscale
+
+    rng = np.random.default_rng(0)
+    rows = ["image,patient_id"]
+    for i in range(4):
+        rgb = rng.integers(0, 255, (48, 40, 3), dtype=np.uint8)
+        rgb[..., 2] //= 4  # a colour cast the views must not flatten to grey
+        Image.fromarray(rgb).save(tmp_path / f"derm{i}.png")
+        rows.append(f"derm{i}.png,p{i // 2}")
+    (tmp_path / "list.csv").write_text("\n".join(rows) + "\n")
+    wf = make_workflow("micle_pretrain", datalist=str(tmp_path / "list.csv"), channels=3, **TINY_MICLE)
+    wf.initialize()
+    views = wf.parser.get_parsed_content("train#view_transform").transforms
+    assert any(isinstance(t, RandColorJitter) for t in views) and any(isinstance(t, RandGrayscale) for t in views)
+    assert wf.parser.get_parsed_content("encoder").conv1.in_channels == 3
+    assert "n_input_channels=3" in wf.parser.get_parsed_content("train#handlers_by_name#encoder_export").info["target"]
+    item = wf.parser.get_parsed_content("train#dataset")[0]
+    size = TINY_MICLE["image_size"]
+    assert item["image_view_0"].shape == (3, size, size)

@@ -65,3 +65,23 @@ def test_download_offline_gives_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(mau, "download_url", offline)
     with pytest.raises(RuntimeError, match="could not download MedMNIST 'breastmnist'.*place the official file"):
         MedMNISTDataset(tmp_path, flag="breastmnist", download=True)
+
+
+def test_every_2d_flag_and_size_has_a_file_name_and_md5(data_dir, tmp_path):
+    from monai_ssl.data import medmnist_filename, medmnist_md5
+
+    assert len(MEDMNIST_INFO) == 12
+    for flag in MEDMNIST_INFO:
+        md5s = {medmnist_md5(flag, s) for s in (28, 64, 128, 224)}
+        assert len(md5s) == 4 and all(len(m) == 32 for m in md5s)
+    assert medmnist_filename("retinamnist") == "retinamnist.npz"
+    assert medmnist_filename("retinamnist", 224) == "retinamnist_224.npz"
+    assert medmnist_md5("retinamnist", 64) == "afda852cc34dcda56f86ad2b2457dbcc"  # medmnist 3.0.2 info.py
+    with pytest.raises(ValueError, match="size must be one of"):
+        medmnist_filename("retinamnist", 32)
+    with pytest.raises(FileNotFoundError, match="breastmnist_64.npz"):
+        MedMNISTDataset(tmp_path, flag="breastmnist", size=64)
+    # a 28-px file under the 64-px name fails the 64-px checksum
+    shutil.copy(data_dir / "breastmnist.npz", tmp_path / "breastmnist_64.npz")
+    with pytest.raises(DataIntegrityError, match="md5 mismatch"):
+        MedMNISTDataset(tmp_path, flag="breastmnist", size=64)

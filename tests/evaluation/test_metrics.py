@@ -197,3 +197,74 @@ def test_auc_score_matches_classification_metrics():
 
     assert auc_score(probs, labels, "multiclass") == classification_metrics(probs, labels, "multiclass")["auc"]
     assert auc_score(torch.tensor([0.2, 0.9, 0.4]), torch.tensor([0, 1, 1])) == 1.0
+
+
+def _kappa_by_hand(pred, labels, c):
+    """Quadratic-weighted kappa from its definition: 1 - sum_ij w_ij O_ij / sum_ij w_ij E_ij, loops only."""
+    n = len(labels)
+    obs = [[sum(1 for p, y in zip(pred, labels) if y == i and p == j) for j in range(c)] for i in range(c)]
+    rows = [sum(obs[i]) for i in range(c)]
+    cols = [sum(obs[i][j] for i in range(c)) for j in range(c)]
+    num = sum((i - j) ** 2 * obs[i][j] for i in range(c) for j in range(c))
+    den = sum((i - j) ** 2 * rows[i] * cols[j] / n for i in range(c) for j in range(c))
+    return 1 - num / den
+
+
+def test_quadratic_kappa_and_per_class_auc_by_hand():
+    from monai_ssl.evaluation.metrics import per_class_auc, quadratic_kappa
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 5, 60)
+    pred = np.clip(labels + rng.integers(-1, 2, 60), 0, 4)
+    assert quadratic_kappa(pred, labels, 5) == pytest.approx(_kappa_by_hand(pred, labels, 5))
+    assert quadratic_kappa(labels, labels, 5) == 1.0
+    # an off-by-one grade costs less than an off-by-four one: the weights are ordinal
+    assert quadratic_kappa(np.clip(labels + 1, 0, 4), labels, 5) > quadratic_kappa(4 - labels, labels, 5)
+    probs = rng.random((60, 5))
+    m = classification_metrics(probs, labels, "multiclass", per_class=True, class_names=list("abcde"))
+    for c, name in enumerate("abcde"):
+        assert m[f"auc_{name}"] == pytest.approx(brute_force_auc(probs[:, c], (labels == c).astype(int)))
+    assert m["kappa"] == pytest.approx(_kappa_by_hand(probs.argmax(1), labels, 5))
+    np.testing.assert_allclose(per_class_auc(probs, labels), [m[f"auc_{n}"] for n in "abcde"])
+    with pytest.raises(ValueError, match="class_names"):
+        classification_metrics(probs, labels, "multiclass", per_class=True, class_names=["a", "b"])
+
+
+def test_multiclass_and_multilabel_reports_have_per_class_cis():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 90)
+    probs = rng.random((90, 3)) + np.eye(3)[labels]
+    probs /= probs.sum(1, keepdims=True)
+    rep = classification_report(probs, labels, "multiclass", n_boot=100, class_names=["g0", "g1", "g2"],
+                                groups=np.repeat(np.arange(30), 3))
+    assert set(rep) == {"auc", "accuracy", "balanced_accuracy", "f1", "kappa", "auc_g0", "auc_g1", "auc_g2", "n"}
+    for k in set(rep) - {"n"}:
+        assert rep[k]["low"] <= rep[k]["value"] <= rep[k]["high"], k
+    multi = (rng.random((90, 2)) < 0.4).astype(int)
+    scores = 0.5 * rng.random((90, 2)) + 0.5 * multi
+    rep = classification_report(scores, multi, "multilabel", n_boot=100, class_names=["effusion", "edema"])
+    assert set(rep) == {"auc", "accuracy", "balanced_accuracy", "f1", "auc_effusion", "auc_edema", "n"}
+    # the mean AUC is the mean of the per-finding AUCs
+    assert rep["auc"]["value"] == pytest.approx((rep["auc_effusion"]["value"] + rep["auc_edema"]["value"]) / 2)
+    assert rep["auc_edema"]["value"] == pytest.approx(brute_force_auc(scores[:, 1], multi[:, 1]))
+
+
+def test_validation_auc_metric_skips_a_class_absent_from_the_split():
+    from monai_ssl.evaluation.metrics import DefinedClassesROCAUCMetric
+
+    rng = np.random.default_rng(6)
+    labels = torch.tensor(rng.integers(0, 3, 40))
+    probs = torch.softmax(torch.tensor(rng.normal(size=(40, 3))), 1)
+    onehot = torch.nn.functional.one_hot(labels, 3)
+    metric = DefinedClassesROCAUCMetric()
+    metric(probs[:20], onehot[:20])
+    metric(probs[20:], onehot[20:])  # cumulative over iterations, as MONAI's ROCAUCMetric
+    assert metric.aggregate() == pytest.approx(float(compute_roc_auc(probs, onehot, average="macro")))
+    # class 2 absent: MONAI's macro AUC is NaN; this one averages the two classes present, with a warning
+    keep = labels != 2
+    metric.reset()
+    metric(probs[keep], torch.nn.functional.one_hot(labels[keep], 3))
+    with pytest.warns(UserWarning, match=r"classes \[2\]"):
+        value = metric.aggregate()
+    expected = np.mean([brute_force_auc(probs[keep][:, c], (labels[keep] == c).int()) for c in (0, 1)])
+    assert value == pytest.approx(expected)

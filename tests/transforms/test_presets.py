@@ -127,3 +127,31 @@ def test_preset_refuses_blank_and_tiny_images_naming_the_file(tmp_path, preset, 
     with pytest.raises(RuntimeError) as info:
         preset(spatial_size=32)({"image": str(path)})
     assert __import__("re").search("ValueError: key 'image': " + match + r".*odd\.png", _chain(info.value))
+
+
+def test_colour_preset_keeps_rgb(tmp_path):
+    from PIL import Image
+
+    from monai_ssl.transforms import ColorPresetd
+
+    rgb = np.zeros((40, 60, 3), dtype=np.uint8)
+    rgb[..., 0] = 200  # a red photograph with a green square
+    rgb[10:20, 10:20] = (0, 255, 0)
+    Image.fromarray(rgb).save(tmp_path / "derm.png")
+    out = ColorPresetd(spatial_size=32)({"image": str(tmp_path / "derm.png")})["image"]
+    _check(out, 3, (32, 32))
+    # colour survives: red dominates in the red channel, and no per-image window stretched 200 to 1
+    assert float(out[0].max()) == pytest.approx(200 / 255, abs=0.02) and float(out[1].max()) > 0.9
+    assert float(out[2].max()) < 0.05
+    grey = ColorPresetd(spatial_size=16, load=False)({"image": torch.rand(1, 20, 20)})["image"]
+    _check(grey, 3, (16, 16))
+
+
+def test_us_preset_keeps_colour_doppler(dcm):
+    grey = USPresetd(spatial_size=64)({"image": dcm("examples_rgb_color.dcm")})["image"]
+    colour = USPresetd(spatial_size=64, num_channels=3)({"image": dcm("examples_rgb_color.dcm")})["image"]
+    _check(colour, 3, (64, 64))
+    assert not torch.allclose(colour[0], colour[1]) or not torch.allclose(colour[1], colour[2])  # colour survives
+    assert grey.shape == (1, 64, 64)
+    with pytest.raises(ValueError, match="num_channels"):
+        USPresetd(num_channels=2)
