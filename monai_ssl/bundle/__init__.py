@@ -4,6 +4,8 @@ of ``monai_ssl.data`` / ``networks`` / ``transforms`` / ``handlers``."""
 
 from __future__ import annotations
 
+from .contract import check_model_contract, contract_path, load_model_contract, save_model_contract
+from .errors import actionable_error, install_last_line_hook
 from .paths import (
     BundleConfigError,
     active_parser,
@@ -20,6 +22,12 @@ from .paths import (
 __all__ = [
     "BundleConfigError",
     "active_parser",
+    "actionable_error",
+    "check_model_contract",
+    "contract_path",
+    "install_last_line_hook",
+    "load_model_contract",
+    "save_model_contract",
     "check_config_keys",
     "choose",
     "cuda_amp",
@@ -29,3 +37,5 @@ __all__ = [
     "require_files",
     "require_path",
 ]
+
+install_last_line_hook()  # python -m monai.bundle: a failed run ends with the actionable message
