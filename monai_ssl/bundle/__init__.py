@@ -1,5 +1,6 @@
-"""What the monai-ssl MONAI bundles (``bundles/``) need beyond stock components: default paths, and clear errors
-for a wrong path or an unknown override key. Everything else a bundle config declares is a component of MONAI or
+"""What the monai-ssl MONAI bundles (``bundles/``) need beyond stock components: default paths, clear errors
+for a wrong path or an unknown override key (ending a failed ``python -m monai.bundle`` run), and a model's input
+contract. Everything else a bundle config declares is a component of MONAI or
 of ``monai_ssl.data`` / ``networks`` / ``transforms`` / ``handlers``."""
 
 from __future__ import annotations
@@ -21,21 +22,21 @@ from .paths import (
 
 __all__ = [
     "BundleConfigError",
-    "active_parser",
     "actionable_error",
-    "check_model_contract",
-    "contract_path",
-    "install_last_line_hook",
-    "load_model_contract",
-    "save_model_contract",
+    "active_parser",
     "check_config_keys",
+    "check_model_contract",
     "choose",
+    "contract_path",
     "cuda_amp",
     "default_bundle_root",
     "default_dataset_dir",
+    "install_last_line_hook",
+    "load_model_contract",
     "require_class_names",
     "require_files",
     "require_path",
+    "save_model_contract",
 ]
 
 install_last_line_hook()  # python -m monai.bundle: a failed run ends with the actionable message

@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONTRACT_FORMAT", "CHECKED_KEYS", "contract_path", "save_model_contract", "load_model_contract",
-           "check_model_contract"]
+__all__ = [
+    "CHECKED_KEYS",
+    "CONTRACT_FORMAT",
+    "check_model_contract",
+    "contract_path",
+    "load_model_contract",
+    "save_model_contract",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +84,8 @@ def load_model_contract(model_path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def _as_override(value: Any) -> str:
-    return repr(value) if isinstance(value, (list, str)) else str(value)
+    """``value`` as a shell argument of a ``--key`` override (``"['other', 'covid']"``, ``64``)."""
+    return f'"{value!r}"' if isinstance(value, (list, dict)) else repr(value) if isinstance(value, str) else str(value)
 
 
 def check_model_contract(ckpt_path: str | os.PathLike, expected: Mapping[str, Any],

@@ -19,14 +19,14 @@ from monai.transforms import MapTransform
 
 __all__ = [
     "DICOM_DOMAIN_TAGS",
-    "OutOfDomainError",
-    "check_dicom_domain",
-    "CheckDICOMDomaind",
     "CheckDICOMDomainD",
     "CheckDICOMDomainDict",
-    "RejectFlatImaged",
+    "CheckDICOMDomaind",
+    "OutOfDomainError",
     "RejectFlatImageD",
     "RejectFlatImageDict",
+    "RejectFlatImaged",
+    "check_dicom_domain",
 ]
 
 DICOM_DOMAIN_TAGS = ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation")
@@ -67,7 +67,7 @@ def check_dicom_domain(path: str | Path, domain: Mapping[str, Sequence[str]]) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # corrupt or cut short: the loader names the reason
+    except Exception:  # noqa: BLE001  corrupt or cut short: the loader names the reason
         return "unchecked: header unreadable"
     absent = []
     for tag, accepted in domain.items():

@@ -12,7 +12,7 @@ from monai.transforms import MapTransform, Randomizable
 from ..utils.errors import describe_error
 from .domain import OutOfDomainError
 
-__all__ = ["ReportFileErrorsd", "ReportFileErrorsD", "ReportFileErrorsDict", "file_status"]
+__all__ = ["ReportFileErrorsD", "ReportFileErrorsDict", "ReportFileErrorsd", "file_status"]
 
 
 def file_status(err: BaseException, source: Any = None) -> str:
