@@ -172,3 +172,15 @@ def test_cli_on_a_mixed_folder_exits_0(tmp_path):
     rows = _read(tmp_path / "pred.csv")
     assert [os.path.basename(r["file"]) for r in rows] == sorted(expected)
     assert sum(r["status"] == "ok" for r in rows) == 3
+
+
+def test_evaluation_refuses_a_model_trained_at_another_size(tmp_path):
+    """evaluate.yaml checks the contract of each checkpoint too (a 32-px model scored on 64-px test images)."""
+    from monai_ssl.bundle import actionable_error
+
+    wf = make_workflow("classification", "train", "evaluate", ckpt_path=str(_model(tmp_path / "model")),
+                       output_dir=str(tmp_path / "out"), image_size=64, data_limit=8, progress_bar=False)
+    with pytest.raises(Exception) as err:
+        wf.initialize()
+    assert str(actionable_error(err.value)).startswith("config key 'image_size': this run uses 64 but model.pt was "
+                                                       "trained with 32")
