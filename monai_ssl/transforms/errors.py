@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -19,8 +20,8 @@ def file_status(err: BaseException, source: Any = None) -> str:
     """The one-line ``status`` of an input that failed: ``"out_of_domain: <what>"`` for an
     :class:`~monai_ssl.transforms.domain.OutOfDomainError` anywhere in the cause chain (``"BodyPartExamined LEG,
     model trained on CHEST"``), else ``"error: <Type>: <reason>"`` (a corrupt, unreadable or unsupported file).
-    The file's path ``source`` and the ``key '<k>': `` prefix of the loaders are left out (a report has the file
-    in its own column)."""
+    The file's path ``source`` (kept as its name where a reader's message repeats it) and the ``key '<k>': ``
+    prefix of the loaders are left out (a report has the file in its own column)."""
     seen: list[BaseException] = []
     exc: BaseException | None = err
     status = None
@@ -31,8 +32,8 @@ def file_status(err: BaseException, source: Any = None) -> str:
         seen.append(exc)
         exc = exc.__cause__ or exc.__context__
     status = status or f"error: {describe_error(err)}"
-    if source is not None:
-        status = status.replace(f"{source}: ", "")
+    if source is not None:  # the path is in its own column; a reader's message that repeats it keeps the name
+        status = status.replace(f"{source}: ", "").replace(str(source), os.path.basename(str(source)))
     return " ".join(re.sub(r"key '[^']*': ", "", status).split())
 
 

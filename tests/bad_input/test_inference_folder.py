@@ -75,6 +75,11 @@ def _mixed_folder(folder):
     expected["mr.dcm"] = "out_of_domain: Modality MR, model trained on CR, DX"
     save_png(_smpte(), folder / "smpte.png")
     expected["smpte.png"] = "out_of_domain: flat synthetic-looking image"
+    chest.save_as(folder / "IM0001")  # a DICOM without extension, as scanners write them
+    expected["IM0001"] = "ok"
+    (folder / "notes.txt").write_text("not an image")  # listed too: its row says why it was not scored
+    expected["notes.txt"] = "error: ValueError: cannot read image"
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")  # hidden files are not inputs
     return expected
 
 
@@ -97,7 +102,7 @@ def test_folder_of_good_corrupt_and_out_of_domain_files(tmp_path):
     wf.run()  # no exception: every file is reported
     out_csv = tmp_path / "pred.csv"
     rows = _read(out_csv)
-    assert len(rows) == len(expected) == 9  # one row per file, in input order
+    assert len(rows) == len(expected) == 11  # one row per file, in input order
     assert [os.path.basename(r["file"]) for r in rows] == sorted(expected)
     assert list(rows[0]) == ["file", "status", "domain", "prob_other", "prob_covid", "pred"]
     for r in rows:
@@ -171,7 +176,7 @@ def test_cli_on_a_mixed_folder_exits_0(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = _read(tmp_path / "pred.csv")
     assert [os.path.basename(r["file"]) for r in rows] == sorted(expected)
-    assert sum(r["status"] == "ok" for r in rows) == 3
+    assert sum(r["status"] == "ok" for r in rows) == 4
 
 
 def test_evaluation_refuses_a_model_trained_at_another_size(tmp_path):
