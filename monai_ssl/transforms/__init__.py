@@ -39,7 +39,18 @@ from .intensity import (
     RGBToGrayD,
     RGBToGrayDict,
 )
-from .errors import InputError, ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict
+from .domain import (
+    DICOM_DOMAIN_TAGS,
+    CheckDICOMDomaind,
+    CheckDICOMDomainD,
+    CheckDICOMDomainDict,
+    OutOfDomainError,
+    RejectFlatImaged,
+    RejectFlatImageD,
+    RejectFlatImageDict,
+    check_dicom_domain,
+)
+from .errors import InputError, ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict, file_status
 from .io import LoadMedicalImage, LoadMedicalImaged, LoadMedicalImageD, LoadMedicalImageDict, load_dicom
 from .multiview import RandMultiViewd, RandMultiViewD, RandMultiViewDict
 from .pretext import (
