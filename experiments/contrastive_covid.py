@@ -145,7 +145,7 @@ def make_encoder(seed: int, stem_stride: int = 2) -> nn.Module:
 
 
 def _optimizer_fn(args: argparse.Namespace):
-    from monai_ssl.engines import build_optimizer
+    from monai_ssl.optimizers import build_optimizer
 
     return lambda model: build_optimizer(model, "adamw", lr=args.lr, weight_decay=args.weight_decay)
 

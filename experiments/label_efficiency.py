@@ -241,7 +241,8 @@ def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, pat
     from monai.networks.nets import resnet18
 
     from monai_ssl.data import MultiInstanceDataset, SeededDataLoader
-    from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
+    from monai_ssl.engines import CurriculumStage, run_stage
+    from monai_ssl.optimizers import build_optimizer
     from monai_ssl.losses import NTXentLoss
     from monai_ssl.transforms import RandMultiViewd, cxr_augmentations
 
@@ -273,7 +274,8 @@ def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dic
     from monai.data import Dataset
 
     from monai_ssl.data import SeededDataLoader
-    from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
+    from monai_ssl.engines import CurriculumStage, run_stage
+    from monai_ssl.optimizers import build_optimizer
     from monai_ssl.networks.nets import MaskedAutoencoderViT
     from monai_ssl.networks.weights import mae_vit_to_monai_vit
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations

@@ -133,7 +133,7 @@ def _loader(items: list[dict], batch: int, seed: int, crop: bool):
 def _schedule(trainer, optimizer, warmup: int, steps: int) -> None:
     from monai.handlers import LrScheduleHandler
 
-    from monai_ssl.engines import warmup_cosine_schedule
+    from monai_ssl.optimizers import warmup_cosine_schedule
 
     LrScheduleHandler(warmup_cosine_schedule(optimizer, warmup, steps), epoch_level=False,
                       print_lr=False).attach(trainer)

@@ -37,7 +37,7 @@ from torch.utils.data import ConcatDataset, Subset
 from monai_ssl.data import MedMNISTDataset, SeededDataLoader, load_covid_cxr
 from monai_ssl.data.mixed_modality import MixedModalityDataset, MixedModalitySampler
 from monai_ssl.engines import MaskedAutoencoderTrainer
-from monai_ssl.engines.optim import build_optimizer, warmup_cosine_schedule
+from monai_ssl.optimizers import build_optimizer, warmup_cosine_schedule
 from monai_ssl.handlers import NaNGuard
 from monai_ssl.handlers.reconstruction_images import reconstruction_grid
 from monai_ssl.losses import MaskedReconstructionLoss

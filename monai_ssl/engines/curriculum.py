@@ -39,7 +39,7 @@ from torch.optim import Optimizer
 
 from ..utils.enums import SSLKeys
 from .base import SSLTrainer
-from .optim import build_optimizer, warmup_cosine_schedule
+from ..optimizers import build_optimizer, warmup_cosine_schedule
 
 __all__ = [
     "CLASSIFICATION_TASKS",

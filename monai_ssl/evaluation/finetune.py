@@ -323,7 +323,7 @@ def finetune_classifier(
     from monai.engines import SupervisedTrainer
     from monai.handlers import LrScheduleHandler
 
-    from ..engines.optim import param_groups_without_decay, warmup_cosine_schedule
+    from ..optimizers import param_groups_without_decay, warmup_cosine_schedule
     from ..handlers.nan_guard import NaNGuard
 
     if task not in TASKS:
