@@ -8,7 +8,7 @@ ResNet-18 (MONAI, 1 input channel, pooled 512-d features) is pretrained on the *
 * ``micle``: the same loss, but patients with 2+ images give pairs of two *different* images
   (:class:`monai_ssl.data.MultiInstanceDataset`); one epoch = one pass over patients, and the epoch count is scaled
   so MICLe gets the same number of optimisation steps as SimCLR;
-* ``curriculum``: rotation -> jigsaw -> contrastive on one backbone (:func:`monai_ssl.engines.run_curriculum`),
+* ``curriculum``: rotation -> jigsaw -> contrastive on one backbone (:func:`monai_ssl.apps.run_curriculum`),
   the SimCLR epoch budget split equally over the stages (or ``--order probe``: tasks ranked by a short run +
   validation linear probe, weakest first);
 * ``random``: no pretraining.
@@ -211,7 +211,8 @@ def linear_probe(encoder: nn.Module, splits: dict[str, list[dict]], device: str,
 
 # ---------------------------------------------------------------------------------------------- runs
 def run_method(method: str, seed: int, splits: dict, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from monai_ssl.engines import CurriculumStage, run_curriculum, run_stage
+    from monai_ssl.apps import run_curriculum
+    from monai_ssl.engines import CurriculumStage, run_stage
 
     encoder = make_encoder(seed, args.stem_stride).to(args.device)
     train = splits["train"][: args.limit] if args.limit else splits["train"]

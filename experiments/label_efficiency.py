@@ -39,7 +39,7 @@ fixed sin-cos position table, no qkv bias). Inits:
 SimCLR / MICLe need ``--arch resnet18`` (the default) and MAE needs ``--arch vit``; an output folder remembers its
 network (``network.txt``) so a resumed run cannot mix ResNet and ViT rows under one init name.
 
-Selection protocol (:func:`~monai_ssl.evaluation.run_label_efficiency`): at label fraction ``f`` a run sees
+Selection protocol (:func:`~monai_ssl.apps.run_label_efficiency`): at label fraction ``f`` a run sees
 ``f`` of the training labels (nested, label-stratified subsets, whole patients:
 :func:`~monai_ssl.data.label_fraction_subset`) and the same fraction ``f`` of the validation labels; both count in
 ``n_labels_used``. Every init tries the same candidate grid (``--recipes tuned``, :data:`RECIPE_GRIDS`): end-to-end
@@ -395,8 +395,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from monai.transforms import RandFlipd
 
     from monai_ssl.data import SeededDataLoader
+    from monai_ssl.apps import run_label_efficiency
     from monai_ssl.evaluation import (balanced_class_weights, classification_report, finetune_classifier,
-                                      fit_linear_probe, predict_proba, run_label_efficiency)
+                                      fit_linear_probe, predict_proba)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

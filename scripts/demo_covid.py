@@ -9,7 +9,7 @@ label. The default ``make demo`` (``scripts/demo.py``) shows the gain on Pneumon
 Everything runs through the MONAI bundles (``monai.bundle.ConfigWorkflow`` over ``bundles/*/configs``), the same
 configs as ``python -m monai.bundle run``:
 
-1. the dataset summary of :mod:`monai_ssl.demo`;
+1. the dataset summary of ``scripts/demo_data.py``;
 2. ``micle_pretrain``: MICLe (two images of one patient as the positive pair) on the training patients' chest
    X-rays at ``--image-size`` px, exporting ``<out>/micle/encoder.pt``;
 3. ``classification`` fine-tuning on ``--label-fraction`` of the training labels, from scratch and from the
@@ -145,7 +145,7 @@ def main(argv=None) -> dict:
 
         torch.set_num_threads(args.threads)
     if not args.skip_summary:
-        from monai_ssl.demo import main as summary
+        from demo_data import main as summary
 
         summary([])
     out: Path = args.out

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from .base import SSLTrainer, prepare_ssl_batch
 from .contrastive import ContrastiveTrainer
-from .curriculum import CurriculumStage, PretextTrainer, rank_by_probe, run_curriculum, run_stage, search_order
+from .curriculum import CurriculumStage, PretextTrainer, run_stage
 from .masked_autoencoder import MaskedAutoencoderTrainer
 from .speed import speed_up_network
 
 __all__ = [
     "ContrastiveTrainer",
     "CurriculumStage",
-    "PretextTrainer",
     "MaskedAutoencoderTrainer",
+    "PretextTrainer",
     "SSLTrainer",
     "prepare_ssl_batch",
-    "rank_by_probe",
-    "run_curriculum",
     "run_stage",
-    "search_order",
     "speed_up_network",
 ]

@@ -38,12 +38,12 @@ from monai_ssl.networks.weights import (
 )
 
 __all__ = [
-    "build_segmentation_model",
-    "segmentation_loss",
-    "build_segmentation_trainer",
-    "build_segmentation_evaluator",
-    "mean_dice_per_class",
     "SEGMENTATION_ARCHS",
+    "build_segmentation_evaluator",
+    "build_segmentation_model",
+    "build_segmentation_trainer",
+    "mean_dice_per_class",
+    "segmentation_loss",
 ]
 
 SEGMENTATION_ARCHS = ("swinunetr", "unetr")

@@ -96,7 +96,7 @@ class ClassificationReportHandler:
             self._groups.append(str(group) if group is not None else str(len(self._groups)))
 
     def _report(self, engine: Engine) -> None:
-        from ..evaluation import classification_metrics, classification_report
+        from ..metrics import classification_metrics, classification_report
 
         if not self._groups:
             raise ValueError(f"evaluate ({self.name}): the evaluated split is empty")

@@ -35,8 +35,8 @@ def test_monai_schedule_is_not_the_same_schedule():
     cosine part in between is the same. If MONAI ever matches step for step, switch to it."""
     ours = _lrs(lambda opt: warmup_cosine_schedule(opt, warmup_steps=4, total_steps=14), 16)
     for multiplier in (0.0, 0.25):
-        theirs = _lrs(lambda opt: WarmupCosineSchedule(opt, warmup_steps=4, t_total=14,
-                                                      warmup_multiplier=multiplier), 16)
+        theirs = _lrs(lambda opt, m=multiplier: WarmupCosineSchedule(opt, warmup_steps=4, t_total=14,
+                                                                 warmup_multiplier=m), 16)
         assert theirs[4:14] == pytest.approx(ours[4:14])  # the decay agrees
         assert theirs[:4] != pytest.approx(ours[:4])  # the warm-up does not
         assert theirs[15] > ours[15]  # past t_total MONAI's cosine comes back up

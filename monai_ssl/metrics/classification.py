@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci", "classification_report"]
+__all__ = ["METRIC_NAMES", "TASKS", "auc_score", "bootstrap_ci", "classification_metrics", "classification_report", "roc_auc"]
 
 TASKS = ("binary", "multiclass", "multilabel")
 METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "f1")
