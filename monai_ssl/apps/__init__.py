@@ -1,6 +1,6 @@
 """Experiment orchestration over the library's components (as ``monai.apps`` sits over ``monai``): curricular
-pretraining (order by hand, probe ranking or exhaustive search) and label-efficiency sweeps. Nothing in the other
-subpackages imports ``apps``."""
+pretraining (order by hand, probe ranking or exhaustive search), label-efficiency sweeps, and running a bundle
+from Python (:func:`run_bundle`). Nothing in the other subpackages imports ``apps``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from .label_efficiency import (
     select_recipe,
     summarise_results,
 )
+from .workflow import bundle_workflow, run_bundle
 
-__all__ = ["failed_reason", "plot_results", "rank_by_probe", "read_results", "run_curriculum", "run_label_efficiency",
-           "search_order", "seed_splits", "select_recipe", "summarise_results"]
+__all__ = ["bundle_workflow", "failed_reason", "plot_results", "rank_by_probe", "read_results", "run_bundle",
+           "run_curriculum", "run_label_efficiency", "search_order", "seed_splits", "select_recipe", "summarise_results"]
