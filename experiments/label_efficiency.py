@@ -289,36 +289,59 @@ def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, pat
 
 
 def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
-    """MAE pretraining of the :data:`VIT` encoder on ``items`` (labels unused) through a ``"masked"``
-    :class:`~monai_ssl.engines.CurriculumStage`; saves the encoder in MONAI ``ViT`` names to ``path``."""
+    """MAE pretraining of the :data:`VIT` encoder on ``items`` (labels unused) through the ``mae_pretrain`` bundle
+    (``network_name vit``); the bundle exports the encoder in MONAI ``ViT`` names to ``path``.
+
+    The bundle's ``train.yaml`` runs with the run's settings as overrides: its ViT block takes :data:`VIT` and
+    :data:`MAE_DECODER`, and its mixed-modality loader is replaced by a seeded shuffling loader over these
+    in-memory images (one :func:`~monai_ssl.transforms.mae_augmentations` view each), so the bundle's modality
+    sampler is not used (``train#sampler`` stands in as a no-op for its per-epoch reseed).
+    """
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from ignite.engine import Events
     from monai.data import Dataset
 
+    from monai_ssl.apps import run_bundle
     from monai_ssl.data import SeededDataLoader
-    from monai_ssl.engines import CurriculumStage, run_stage
-    from monai_ssl.networks.nets import MaskedAutoencoderViT
-    from monai_ssl.networks.weights import mae_vit_to_monai_vit
-    from monai_ssl.optimizers import build_optimizer
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations
     from monai_ssl.utils import SSLKeys, view_key
 
     seed = args.pretrain_seed
-    torch.manual_seed(seed)  # weights and the masks' noise
-    mae = MaskedAutoencoderViT(1, args.size, vit_patch_size(args.size), spatial_dims=2, masking_ratio=MASKING_RATIO,
-                               **VIT, **MAE_DECODER)
     augment = mae_augmentations(args.size, crop_scale=tuple(args.mae_crop_scale))
     view = RandMultiViewd(SSLKeys.IMAGE.value, augment, num_views=1, delete_original=True)
     data = Dataset([{SSLKeys.IMAGE.value: d["image"]} for d in items], view)  # no labels
     loader = SeededDataLoader(data, seed=seed, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True,
                               drop_last=True, num_workers=args.workers)
-    stage = CurriculumStage(  # the whole MAE is the stage's model; its encoder half is what we keep
-        "masked", loader, epochs=1, model_fn=lambda m: m,
-        optimizer_fn=lambda m: build_optimizer(m, "adamw", lr=args.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95)),
-        trainer_kwargs={"epoch_length": args.pretrain_steps, "image_key": view_key(SSLKeys.IMAGE.value, 0)},
-        on_progress=progress_printer("MAE pretraining"),
-    )
-    summary = run_stage(stage, mae, VIT["hidden_size"], args.device)
-    torch.save({k: v.detach().cpu() for k, v in mae_vit_to_monai_vit(mae.state_dict()).items()}, path)
-    return summary
+    losses: list[float] = []
+    report = progress_printer("MAE pretraining")
+
+    def watch(wf) -> None:
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(Events.ITERATION_STARTED,
+                                  lambda e: report((e.state.iteration - 1) / max(1, args.pretrain_steps)))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
+
+    vit = {"img_size": args.size, "patch_size": vit_patch_size(args.size), "qkv_bias": False, **VIT, **MAE_DECODER}
+    work = Path(tempfile.mkdtemp(prefix="mae_bundle_", dir=path.parent))  # checkpoints + logs, removed after
+    try:
+        wf = run_bundle(
+            REPO / "bundles" / "mae_pretrain", before_run=watch, output_dir=str(work), encoder_path=str(path),
+            network_name="vit", mask_mode="random", masking_ratio=MASKING_RATIO, norm_pix_loss=True, seed=seed,
+            image_size=args.size, batch_size=args.pretrain_batch_size, max_epochs=1,
+            epoch_length=args.pretrain_steps, num_workers=args.workers, learning_rate=args.pretrain_lr,
+            weight_decay=0.05, device=torch.device(args.device), resume=False, progress_bar=False,
+            **{f"networks#vit#{k}": v for k, v in vit.items()},
+            **{"train#dataloader": loader, "train#sampler": SimpleNamespace(set_epoch=lambda epoch: None),
+               "train#trainer#image_key": view_key(SSLKeys.IMAGE.value, 0),
+               "train#handlers_by_name#reconstruction_images#_disabled_": True},
+        )
+        iterations = wf.parser.get_parsed_content("train#trainer").state.iteration
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"task": "masked", "iterations": iterations, "epoch_losses": [sum(losses) / max(1, len(losses))]}
 
 
 @torch.no_grad()

@@ -37,15 +37,10 @@ METRICS = ("auc", "accuracy", "balanced_accuracy", "f1")
 
 
 def _workflow(bundle: str, names: list[str], **overrides):
-    from monai.bundle import ConfigWorkflow
+    """Run ``bundles/<bundle>`` with configs ``names`` merged and ``overrides`` (:func:`monai_ssl.apps.run_bundle`)."""
+    from monai_ssl.apps import run_bundle
 
-    files = [str(BUNDLES / bundle / "configs" / f"{n}.yaml") for n in names]
-    wf = ConfigWorkflow(config_file=files if len(files) > 1 else files[0], workflow_type="train",
-                        logging_file=False, bundle_root=str(BUNDLES / bundle), **overrides)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-    return wf
+    return run_bundle(BUNDLES / bundle, names, **overrides)
 
 
 def pretrain(out: Path, args: argparse.Namespace) -> Path:
