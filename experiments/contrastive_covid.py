@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 METHODS = ("random", "simclr", "micle", "curriculum")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -150,6 +151,39 @@ def _optimizer_fn(args: argparse.Namespace):
     return lambda model: build_optimizer(model, "adamw", lr=args.lr, weight_decay=args.weight_decay)
 
 
+def pretrain_contrastive(loader: Any, epochs: int, seed: int, args: argparse.Namespace, work: Path
+                         ) -> tuple[nn.Module, dict[str, Any]]:
+    """SimCLR / MICLe pretraining through the ``micle_pretrain`` bundle, ``loader`` (its views or patient pairs)
+    replacing the bundle's loader; returns the trained encoder and a stage summary (``name``, ``iterations``,
+    per-epoch mean ``epoch_losses``). The bundle's checkpoints, logs and exported encoder go to ``work``."""
+    from ignite.engine import Events
+
+    from monai_ssl.apps import run_bundle
+
+    losses: list[float] = []
+    epoch_losses: list[float] = []
+
+    def watch(wf) -> None:
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
+
+        def close_epoch(_: Any) -> None:
+            epoch_losses.append(sum(losses) / max(1, len(losses)))
+            losses.clear()
+
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, close_epoch)
+
+    wf = run_bundle(
+        REPO / "bundles" / "micle_pretrain", before_run=watch, output_dir=str(work), seed=seed,
+        max_epochs=epochs, learning_rate=args.lr, weight_decay=args.weight_decay, temperature=args.temperature,
+        stem_stride=args.stem_stride, amp=args.amp, device=torch.device(args.device), resume=False,
+        progress_bar=False, **{"train#dataloader": loader},
+    )
+    iterations = wf.parser.get_parsed_content("train#trainer").state.iteration
+    return wf.parser.get_parsed_content("encoder"), {"task": "contrastive", "name": "contrastive",
+                                                     "iterations": iterations, "epoch_losses": epoch_losses}
+
+
 def contrastive_stage(loader: Any, epochs: int, args: argparse.Namespace) -> Any:
     from monai_ssl.engines import CurriculumStage
     from monai_ssl.losses import NTXentLoss
@@ -211,21 +245,29 @@ def linear_probe(encoder: nn.Module, splits: dict[str, list[dict]], device: str,
 
 # ---------------------------------------------------------------------------------------------- runs
 def run_method(method: str, seed: int, splits: dict, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from monai_ssl.apps import run_curriculum
-    from monai_ssl.engines import CurriculumStage, run_stage
+    import shutil
+    import tempfile
 
-    encoder = make_encoder(seed, args.stem_stride).to(args.device)
+    from monai_ssl.apps import run_curriculum
+    from monai_ssl.engines import CurriculumStage
+
+    encoder = make_encoder(seed, args.stem_stride).to(args.device)  # random init; simclr / micle: the bundle's
     train = splits["train"][: args.limit] if args.limit else splits["train"]
     start = time.perf_counter()
     info: dict[str, Any] = {"stages": []}
-    if method == "simclr":
-        info["stages"] = [run_stage(contrastive_stage(simclr_loader(train, args, seed), args.epochs, args),
-                                    encoder, 512, args.device)]
-    elif method == "micle":
-        loader = micle_loader(train, args, seed)
-        steps = args.epochs * (len(train) // min(args.batch_size, len(train)))
-        epochs = max(1, round(steps / len(loader)))  # same optimisation steps as SimCLR
-        info["stages"] = [run_stage(contrastive_stage(loader, epochs, args), encoder, 512, args.device)]
+    if method in ("simclr", "micle"):
+        if method == "simclr":
+            loader, epochs = simclr_loader(train, args, seed), args.epochs
+        else:
+            loader = micle_loader(train, args, seed)
+            steps = args.epochs * (len(train) // min(args.batch_size, len(train)))
+            epochs = max(1, round(steps / len(loader)))  # same optimisation steps as SimCLR
+        work = Path(tempfile.mkdtemp(prefix=f"{method}_bundle_", dir=out))
+        try:
+            encoder, stage = pretrain_contrastive(loader, epochs, seed, args, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        info["stages"] = [stage]
     elif method == "curriculum":
         e_rot, e_jig, e_con = args.stage_epochs or [max(1, args.epochs // 3)] * 3
         opt = _optimizer_fn(args)
