@@ -4,8 +4,9 @@ What it does, on a 2-core CPU in under 10 minutes:
 
 1. checks and summarises the shipped data (``scripts/demo_data.py``);
 2. pretrains a MONAI ResNet-18 with SimCLR on the 4,708 PneumoniaMNIST training images (28 px) **without their
-   labels** (``experiments/label_efficiency.py``: :class:`~monai_ssl.engines.ContrastiveTrainer`,
-   :class:`~monai_ssl.losses.NTXentLoss`, two independently augmented views per image);
+   labels** (``experiments/label_efficiency.py`` runs the ``micle_pretrain`` bundle in SimCLR mode:
+   :class:`~monai_ssl.engines.ContrastiveTrainer`, :class:`~monai_ssl.losses.NTXentLoss`, two independently
+   augmented views per image);
 3. for each seed, takes 10 % of the training labels (472 images) and 10 % of the validation labels (53 images),
    and trains the same classifier from scratch and from the SimCLR encoder with the same tuning budget: every
    candidate recipe (fine-tuning at two learning rates with and without layer-wise LR decay, and a frozen-encoder
