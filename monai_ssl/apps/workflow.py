@@ -41,13 +41,23 @@ def run_bundle(bundle_root: str | os.PathLike, configs: Sequence[str] = ("train"
                before_run: Callable[[Any], None] | None = None, **overrides: Any):
     """:func:`bundle_workflow`, then ``run`` and ``finalize``; returns the workflow (read results from its parser).
 
+    The cuDNN flags a bundle's ``set_determinism`` sets (deterministic on, benchmark off) hold for its run only:
+    the caller's are restored afterwards, so code after a pretraining run computes as it did before.
+
     Args:
         before_run: ``fn(workflow)`` called between ``initialize`` and ``run``, e.g. to attach a progress handler
             to ``workflow.parser.get_parsed_content("train#trainer")``.
     """
-    wf = bundle_workflow(bundle_root, configs, **overrides)
-    if before_run is not None:
-        before_run(wf)
-    wf.run()
-    wf.finalize()
+    import torch
+
+    cudnn = torch.backends.cudnn
+    flags = cudnn.deterministic, cudnn.benchmark
+    try:
+        wf = bundle_workflow(bundle_root, configs, **overrides)
+        if before_run is not None:
+            before_run(wf)
+        wf.run()
+        wf.finalize()
+    finally:
+        cudnn.deterministic, cudnn.benchmark = flags
     return wf
