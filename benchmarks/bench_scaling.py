@@ -78,8 +78,9 @@ def _worker(rank: int, world: int, port: int, global_batch: int, warmup: int, re
     from ignite.engine import Events
     from torch.nn.parallel import DistributedDataParallel
 
-    from monai_ssl.engines import ContrastiveTrainer, build_optimizer
+    from monai_ssl.engines import ContrastiveTrainer
     from monai_ssl.losses import NTXentLoss
+    from monai_ssl.optimizers import build_optimizer
 
     dist.init_process_group("gloo", rank=rank, world_size=world)
     full = _global_batch(global_batch)

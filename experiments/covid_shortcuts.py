@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     from monai_ssl.data import label_fraction_subset, patient_split
     from monai_ssl.evaluation import fit_linear_probe
-    from monai_ssl.evaluation.metrics import auc_score
+    from monai_ssl.metrics.classification import auc_score
 
     splits = load_splits(args)
     train, test = splits["train"], splits["test"]

@@ -2,10 +2,11 @@
 
 What it does, on a 2-core CPU in under 10 minutes:
 
-1. checks and summarises the shipped data (:mod:`monai_ssl.demo`);
+1. checks and summarises the shipped data (``scripts/demo_data.py``);
 2. pretrains a MONAI ResNet-18 with SimCLR on the 4,708 PneumoniaMNIST training images (28 px) **without their
-   labels** (``experiments/label_efficiency.py``: :class:`~monai_ssl.engines.ContrastiveTrainer`,
-   :class:`~monai_ssl.losses.NTXentLoss`, two independently augmented views per image);
+   labels** (``experiments/label_efficiency.py`` runs the ``micle_pretrain`` bundle in SimCLR mode:
+   :class:`~monai_ssl.engines.ContrastiveTrainer`, :class:`~monai_ssl.losses.NTXentLoss`, two independently
+   augmented views per image);
 3. for each seed, takes 10 % of the training labels (472 images) and 10 % of the validation labels (53 images),
    and trains the same classifier from scratch and from the SimCLR encoder with the same tuning budget: every
    candidate recipe (fine-tuning at two learning rates with and without layer-wise LR decay, and a frozen-encoder
@@ -69,7 +70,7 @@ def run_experiment(args: argparse.Namespace) -> list[dict]:
 
     import label_efficiency
 
-    from monai_ssl.evaluation.label_efficiency import _write_rows, read_results, summarise_results
+    from monai_ssl.apps.label_efficiency import _write_rows, read_results, summarise_results
 
     steps = args.steps or {0.01: 60, 0.1: 100, 1.0: 150}.get(args.fraction, 100)
     common = ["--fractions", str(args.fraction), "--seeds", *map(str, args.seeds), "--steps", str(steps),
@@ -166,7 +167,7 @@ def main(argv=None) -> list[dict]:
         return demo_covid.main(args.rest)
     t0 = time.perf_counter()
     if not args.skip_summary:
-        from monai_ssl.demo import main as summary
+        from demo_data import main as summary
 
         summary([])
     if args.out.exists():

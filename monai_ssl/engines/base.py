@@ -120,7 +120,7 @@ class SSLTrainer(Trainer):
         self.skipped_steps = 0  # optimizer steps the fp16 GradScaler skipped (inf/NaN gradients) in this run
         self._steps = 0  # optimizer steps tried in this run (a resumed run starts at a later iteration)
 
-    def run(self) -> None:  # noqa: D102 - keep our scaler (MONAI's Trainer.run makes a CUDA-only one)
+    def run(self) -> None:
         self.scaler = self.grad_scaler
         self.skipped_steps = self._steps = 0
         super(Trainer, self).run()

@@ -4,8 +4,17 @@ weights check."""
 
 from __future__ import annotations
 
-from .checkpoint import LOCK_NAME, BestMetricState, ResumeConfigError, RNGState, RunLockError, SSLCheckpointHandler
-from .checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint
+from .checkpoint import (
+    LOCK_NAME,
+    BestMetricState,
+    ResumeConfigError,
+    RNGState,
+    RunLockError,
+    SSLCheckpointHandler,
+    checkpoint_files,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from .classification_report import ClassificationReportHandler
 from .encoder_export import EncoderExportHandler, atomic_write, export_encoder, unwrap_model
 from .knn_monitor import KNNMonitor

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from monai_ssl.engines import build_optimizer, prepare_ssl_batch, speed_up_network
+from monai_ssl.engines import prepare_ssl_batch, speed_up_network
+from monai_ssl.optimizers import build_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -28,8 +28,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_label_efficiency", "read_results", "summarise_results", "plot_results", "seed_splits",
-           "failed_reason", "select_recipe"]
+__all__ = [
+    "failed_reason",
+    "plot_results",
+    "read_results",
+    "run_label_efficiency",
+    "seed_splits",
+    "select_recipe",
+    "summarise_results",
+]
 
 KEY_FIELDS = ("init", "fraction", "seed")
 OK = "ok"

@@ -5,8 +5,8 @@ import torch
 from monai.data import DataLoader
 from torch import nn
 
-from monai_ssl.evaluation import extract_features, knn_predict
 from monai_ssl.handlers import KNNMonitor
+from monai_ssl.metrics import extract_features, knn_predict
 
 
 def _clusters(n, seed, noise=0.3):

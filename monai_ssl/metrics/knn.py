@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["knn_predict", "extract_features"]
+__all__ = ["extract_features", "knn_predict"]
 
 
 @torch.no_grad()
