@@ -4,7 +4,7 @@ import pytest
 import torch
 from monai.data import DataLoader
 
-from monai_ssl.data import MultiInstanceDataset, group_by_patient, load_covid_cxr
+from monai_ssl.data import MultiInstanceDataset, load_covid_cxr
 from monai_ssl.transforms import cxr_augmentations
 
 
