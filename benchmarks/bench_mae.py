@@ -209,7 +209,8 @@ def sync_check() -> str:
 def table(rows: list[dict], device: str) -> str:
     gpu = device == "cuda"
     mem = "peak step MB above resident" if gpu else "peak step RSS growth MB"
-    head = f"| case | model | setting | batch | step ms | img/s | x MONAI best | {mem} |" + (" GFLOP/step | MFU |" if gpu else "")
+    head = (f"| case | model | setting | batch | step ms | img/s | x MONAI best | {mem} |"
+            + (" GFLOP/step | MFU |" if gpu else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for case in dict.fromkeys(r["case"] for r in rows):
         ref = max((r["ips"] for r in rows if r["case"] == case and "ips" in r and r["model"] != "ours"), default=None)
@@ -248,10 +249,14 @@ def main() -> None:
         cases = args.cases or list(CASES)
     sync = sync_check() if args.device == "cuda" else ""
     rows = run(args.device, args.repeats, max(args.warmup, 3 if args.device == "cuda" else 1), cases, settings)
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    if args.device == "cuda":
+        where = torch.cuda.get_device_name()
+    else:
+        where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     text = (f"# bench_mae: one MAE training step, ours vs MONAI MaskedAutoEncoderViT + MSE ({args.device})\n\n"
             f"{date.today()}, torch {torch.__version__}, {where}; median of {args.repeats} interleaved steps after "
-            f"warm-up; mask ratio 0.75, AdamW. Same config for both models per case (h384x6: hidden 384, 6 layers, MONAI defaults "
+            f"warm-up; mask ratio 0.75, AdamW. Same config for both models per case (h384x6: hidden 384, 6 layers, "
+            f"MONAI defaults "
             f"otherwise: mlp 512, 12 heads, decoder 384x4 mlp 512, no qkv bias; ViT-B/16: 768x12, mlp 3072, decoder "
             f"512x8 mlp 2048, 16 heads, qkv bias).\n\n"
             + table(rows, args.device) + "\n"
@@ -259,7 +264,8 @@ def main() -> None:
                f"for every row, fp32/TF32 included.\n\nHost-sync check (torch.cuda.set_sync_debug_mode('error')):\n"
                f"{sync}\n" if sync else ""))
     print(text)
-    out = Path(args.out or Path(__file__).parent / "results" / ("bench_mae.md" if args.device == "cpu" else "bench_mae_gpu.md"))
+    default_name = "bench_mae.md" if args.device == "cpu" else "bench_mae_gpu.md"
+    out = Path(args.out or Path(__file__).parent / "results" / default_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"written to {out}")

@@ -164,7 +164,8 @@ def main() -> None:
                     "grad_diff": 0.0 if r is one else grad_diff, "grad_scale": grad_scale,
                 })
             print(f"B={b}: 1 proc {t1:.3f} s/step, 2 procs {t2:.3f} s/step, speed-up {t1 / t2:.2f}x, "
-                  f"|loss1 - loss2| = {loss_diff:.2e}, max|grad1 - grad2| = {grad_diff:.2e} (max|grad| {grad_scale:.2e})",
+                  f"|loss1 - loss2| = {loss_diff:.2e}, max|grad1 - grad2| = {grad_diff:.2e} "
+                  f"(max|grad| {grad_scale:.2e})",
                   flush=True)
     ok = all(r["loss_diff"] < 1e-4 and r["grad_diff"] <= 1e-4 * max(r["grad_scale"], 1e-12) + 1e-7 for r in rows)
     lines = [

@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="keep <out>/results.csv rows and skip their (seed, method)")
     p.add_argument("--ckpt-dir", default=None, help="curriculum stage checkpoints (default: <out>/checkpoints)")
     p.add_argument("--save-encoders", default=None, metavar="DIR",
-                   help="save each pretrained encoder as DIR/<method>_seed<seed>.pt (for re-probing without retraining)")
+                   help="save each pretrained encoder as DIR/<method>_seed<seed>.pt "
+                        "(for re-probing without retraining)")
     return p.parse_args(argv)
 
 
@@ -267,7 +268,8 @@ def run_method(method: str, seed: int, splits: dict, args: argparse.Namespace, o
         probe_fn = (lambda enc: linear_probe(enc, splits, args.device)["val_auc"]) if args.order == "probe" else None
         result = run_curriculum(stages, encoder, 512, order=args.order, probe_fn=probe_fn,
                                 probe_epochs=max(1, min(e_rot, e_jig, e_con) // 3),
-                                device=args.device, output_dir=Path(args.ckpt_dir or out / "checkpoints") / f"curriculum_seed{seed}")
+                                device=args.device,
+                                output_dir=Path(args.ckpt_dir or out / "checkpoints") / f"curriculum_seed{seed}")
         info = {"stages": result["stages"], "order": result["order"], "probe": result["probe"]}
     seconds = time.perf_counter() - start
     gc.collect()  # drop this run's worker-backed loaders before the next run forks new workers
@@ -290,7 +292,10 @@ def summarise(rows: list[dict], args: argparse.Namespace) -> str:
         if not r:
             continue
         t, v = [row["test_auc"] for row in r], [row["val_auc"] for row in r]
-        sd = (lambda a: statistics.stdev(a) if len(a) > 1 else float("nan"))
+
+        def sd(a):
+            return statistics.stdev(a) if len(a) > 1 else float("nan")
+
         lines.append(f"| {m} | {statistics.mean(t):.3f} ± {sd(t):.3f} | {statistics.mean(v):.3f} ± {sd(v):.3f} | "
                      f"{len(r)} | {r[0]['steps']} | {statistics.mean(row['pretrain_s'] for row in r):.0f} |")
     return "\n".join(lines)

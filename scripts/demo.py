@@ -17,9 +17,10 @@ What it does, on a 2-core CPU in under 10 minutes:
    (``outputs/demo/demo.png``) and one sentence saying whether pretraining helped.
 
 These are the settings of the committed 10 % rows of ``results/label_efficiency`` (3 seeds there, 2 here to fit
-the time; one CPU thread per arm here, so the numbers differ slightly; ``--fraction 0.01`` gives the 1 % comparison, where SimCLR is not ahead under this protocol: see the
-README's Results). ``--covid`` runs the earlier MICLe demo on the multi-instance COVID-19 chest X-rays through the bundles instead
-(``scripts/demo_covid.py``; at its budget it shows the pipeline, not a gain).
+the time; one CPU thread per arm here, so the numbers differ slightly; ``--fraction 0.01`` gives the 1 % comparison,
+where SimCLR is not ahead under this protocol: see the README's Results). ``--covid`` runs the earlier MICLe demo on
+the multi-instance COVID-19 chest X-rays through the bundles instead (``scripts/demo_covid.py``; at its budget it
+shows the pipeline, not a gain).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fraction", type=float, default=0.1, help="share of the train and validation labels used")
     p.add_argument("--pretrain-steps", type=int, default=150)
     p.add_argument("--steps", type=int, default=None,
-                   help="fine-tuning steps per candidate recipe (default: the runner's, 60 / 100 / 150 at 1 / 10 / 100 %%)")
+                   help="fine-tuning steps per candidate recipe "
+                        "(default: the runner's, 60 / 100 / 150 at 1 / 10 / 100 %%)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers making the pretraining views")
     p.add_argument("--keep-encoder", action="store_true", help="keep outputs/demo/simclr_encoder.pt (45 MB)")
@@ -78,7 +80,8 @@ def run_experiment(args: argparse.Namespace) -> list[dict]:
               str(args.workers), "--threads", "1", "--fresh"]
     scratch_out = args.out / "scratch"
     child = subprocess.Popen([sys.executable, str(REPO / "experiments" / "label_efficiency.py"), *common,
-                              "--inits", "scratch", "--out", str(scratch_out)], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                              "--inits", "scratch", "--out", str(scratch_out)],
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         ssl_rows = label_efficiency.main([*common, "--inits", "simclr", "--out", str(args.out)])
     finally:
@@ -146,7 +149,8 @@ def plot(rows: list[dict], path: Path, fraction: float) -> None:
         rs = sorted((r for r in rows if r["init"] == init), key=lambda r: r["seed"])
         xs = [seeds.index(r["seed"]) + (k - 0.5) * 0.3 for r in rs]
         ax.errorbar(xs, [r["test_auc"] for r in rs], capsize=4, marker="o", linestyle="none", label=name,
-                    yerr=[[r["test_auc"] - r["test_auc_low"] for r in rs], [r["test_auc_high"] - r["test_auc"] for r in rs]])
+                    yerr=[[r["test_auc"] - r["test_auc_low"] for r in rs],
+                          [r["test_auc_high"] - r["test_auc"] for r in rs]])
     ax.axhline(0.5, color="grey", linestyle=":", label="chance")
     ax.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
     n = rows[0]["n_labelled"] + rows[0]["n_val_labelled"]

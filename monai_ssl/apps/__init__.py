@@ -17,4 +17,5 @@ from .label_efficiency import (
 from .workflow import bundle_workflow, run_bundle
 
 __all__ = ["bundle_workflow", "failed_reason", "plot_results", "rank_by_probe", "read_results", "run_bundle",
-           "run_curriculum", "run_label_efficiency", "search_order", "seed_splits", "select_recipe", "summarise_results"]
+           "run_curriculum", "run_label_efficiency", "search_order", "seed_splits", "select_recipe",
+           "summarise_results"]

@@ -13,8 +13,9 @@ least one image per class), so a "1 % labels" row really used about 1 % of the l
 ``n_labels_used`` counts both. Each candidate recipe of ``recipes`` (the same grid for every initialisation: the
 baseline gets the SSL arm's tuning budget) is trained and scored on that validation subset; the best one (by
 ``select_metric``, ties broken by the validation log-loss; a candidate that predicts one class for every validation
-image is never chosen while another is not) is scored on the test split once. A row whose chosen model predicts one class for every test image is
-marked ``status = failed: ...``, left out of the summary's means and counted there: a failed run is not a baseline.
+image is never chosen while another is not) is scored on the test split once. A row whose chosen model predicts one
+class for every test image is marked ``status = failed: ...``, left out of the summary's means and counted there: a
+failed run is not a baseline.
 """
 
 from __future__ import annotations

@@ -207,7 +207,8 @@ def run_stage(
         optimizer=optimizer, loss_function=_default_loss(stage, model), **kwargs,
     )
     if stage.schedule:
-        scheduler_fn = stage.scheduler_fn or (lambda opt, total: warmup_cosine_schedule(opt, max(1, total // 10), total))
+        scheduler_fn = stage.scheduler_fn or (
+            lambda opt, total: warmup_cosine_schedule(opt, max(1, total // 10), total))
         scheduler = scheduler_fn(optimizer, steps)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: scheduler.step())
     if stage.on_progress is not None:

@@ -332,7 +332,8 @@ def finetune_classifier(
     history: dict[str, Any] = {"train_loss": [], "val_auc": [], "best_epoch": None, "best_val_auc": math.nan}
     running: list[float] = []
     best_state: dict[str, torch.Tensor] | None = None
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: running.append(float(e.state.output["loss"].detach())))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: running.append(float(e.state.output["loss"].detach())))
 
     def _epoch_done(engine: Any) -> None:
         nonlocal best_state

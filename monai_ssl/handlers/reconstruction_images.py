@@ -46,7 +46,7 @@ def reconstruction_grid(
         ``(H_grid, W_grid, 3)`` uint8 array; each row is min-max scaled by its input's range.
     """
     n = min(int(max_images), image.shape[0])
-    image, pred, mask = image[:n].detach().float().cpu(), pred[:n].detach().float().cpu(), mask[:n].detach().float().cpu()
+    image, pred, mask = (t[:n].detach().float().cpu() for t in (image, pred, mask))
     spatial = tuple(image.shape[2:])
     target = patchify(image, patch_size)
     if pred.shape != target.shape:

@@ -17,5 +17,5 @@ from .classification import (
 )
 from .knn import extract_features, knn_predict
 
-__all__ = ["METRIC_NAMES", "TASKS", "DefinedClassesROCAUCMetric", "auc_score", "bootstrap_ci", "classification_metrics", "classification_report",
-           "extract_features", "knn_predict", "per_class_auc", "quadratic_kappa", "roc_auc"]
+__all__ = ["METRIC_NAMES", "TASKS", "DefinedClassesROCAUCMetric", "auc_score", "bootstrap_ci", "classification_metrics",
+           "classification_report", "extract_features", "knn_predict", "per_class_auc", "quadratic_kappa", "roc_auc"]

@@ -58,7 +58,8 @@ def num_masked_units(num_units: int, mask_ratio: float) -> int:
 
 
 def _rand(batch_size: int, num_units: int, device, generator: torch.Generator | None) -> torch.Tensor:
-    """Uniform ``[0, 1)`` noise; ``generator`` only passed when given (keeps ``torch.compile`` dynamic shapes working)."""
+    """Uniform ``[0, 1)`` noise; ``generator`` only passed when given (keeps ``torch.compile`` dynamic shapes
+    working)."""
     if generator is None:
         return torch.rand(batch_size, num_units, device=device)
     return torch.rand(batch_size, num_units, device=device, generator=generator)

@@ -51,7 +51,8 @@ PRESET_MODALITIES = {
 }
 
 
-_PRESET_NAMES = {"ct": "CTPresetd", "mr": "MRPresetd", "xray": "XRayPresetd", "us": "USPresetd", "colour": "ColorPresetd"}
+_PRESET_NAMES = {"ct": "CTPresetd", "mr": "MRPresetd", "xray": "XRayPresetd", "us": "USPresetd",
+                 "colour": "ColorPresetd"}
 
 
 def _refuse(spatial_dims: int) -> dict:
@@ -68,7 +69,8 @@ def _check(keys: KeysCollection, preset: str, spatial_dims: int, dims_hints: dic
     for other, codes in PRESET_MODALITIES.items():
         for m in codes:
             if other != preset:
-                hints.setdefault(m, f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list")
+                hints.setdefault(
+                    m, f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list")
     owner = f"{name}(spatial_dims={spatial_dims})" if preset in ("ct", "mr") else name
     return CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES[preset], owner=owner,
                        dims_hints=dims_hints, modality_hints=hints, **_refuse(spatial_dims))
@@ -132,8 +134,8 @@ class CTPresetd(_Preset):
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(_check(keys, "ct", spatial_dims, _dims_hints(spatial_dims)))
         if crop_body:
-            chain.append(CropForegroundd(keys, source_key=_first(keys), select_fn=partial(_above, threshold=body_threshold),
-                                         allow_smaller=True))
+            chain.append(CropForegroundd(keys, source_key=_first(keys),
+                                         select_fn=partial(_above, threshold=body_threshold), allow_smaller=True))
         chain += [HUWindowd(keys, windows=windows), *_resize_pad(keys, spatial_size, spatial_dims),
                   EnsureTyped(keys, track_meta=True)]
         super().__init__(chain, keys, windows=windows, spatial_dims=spatial_dims, spatial_size=spatial_size)

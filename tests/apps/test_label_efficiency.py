@@ -68,7 +68,10 @@ def test_runner_rows_subsets_and_outputs(tmp_path):
 
 def test_resume_after_crash_skips_finished_runs(tmp_path):
     data = patient_datalist()
-    inits = lambda rec: {"a": rec.init("a"), "b": rec.init("b")}
+
+    def inits(rec):
+        return {"a": rec.init("a"), "b": rec.init("b")}
+
     crashing = Recorder(crash_at=3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_label_efficiency(data, inits(crashing), crashing.train, crashing.evaluate, tmp_path,
@@ -220,7 +223,8 @@ def seed_splits_with_tags(data: list[dict]) -> dict[str, list[dict]]:
 def test_select_recipe_breaks_auc_ties_by_log_loss_then_grid_order():
     from monai_ssl.apps.label_efficiency import select_recipe
 
-    scores = {"a": {"auc": 1.0, "log_loss": 0.6}, "b": {"auc": 1.0, "log_loss": 0.2}, "c": {"auc": 0.9, "log_loss": 0.1}}
+    scores = {"a": {"auc": 1.0, "log_loss": 0.6}, "b": {"auc": 1.0, "log_loss": 0.2},
+              "c": {"auc": 0.9, "log_loss": 0.1}}
     assert select_recipe(scores) == "b"
     assert select_recipe({"a": {"auc": 1.0}, "b": {"auc": 1.0}}) == "a"
     assert select_recipe({"a": {"auc": float("nan")}, "b": {"auc": 0.6}}) == "b"

@@ -64,7 +64,8 @@ def probe_of(items):
 
         def closure():
             opt.zero_grad()
-            loss = nn.functional.binary_cross_entropy_with_logits(lin(feats)[:, 0], y) + 1e-2 * lin.weight.square().sum()
+            loss = (nn.functional.binary_cross_entropy_with_logits(lin(feats)[:, 0], y)
+                    + 1e-2 * lin.weight.square().sum())
             loss.backward()
             return loss
 

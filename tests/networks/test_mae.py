@@ -32,7 +32,8 @@ def test_shapes_and_exact_ratio(channels, img, patch, dims):
     x = torch.rand(3, channels, *img)
     pred, mask = model(x)
     n = model.num_patches
-    assert pred.shape == patchify(x, patch).shape == (3, n, torch.tensor(model.pred_patch_size).prod().item() * channels)
+    patch_numel = torch.tensor(model.pred_patch_size).prod().item()
+    assert pred.shape == patchify(x, patch).shape == (3, n, patch_numel * channels)
     assert mask.shape == (3, n)
     assert torch.equal(mask.sum(1), torch.full((3,), float(round(0.75 * n))))
     # visible-only encoder: sequence length = number of visible patches
@@ -63,7 +64,8 @@ def test_encoder_ignores_masked_pixels():
 def test_decoder_restores_grid_order():
     """A token's prediction is tied to its grid position, whatever the shuffle."""
     model = MaskedAutoencoderViT(1, (16, 16), 4, spatial_dims=2, masking=RandomMasking(0.5), **SMALL).eval()
-    latent, mask, ids_restore = model.forward_encoder(torch.rand(1, 1, 16, 16), generator=torch.Generator().manual_seed(1))
+    latent, mask, ids_restore = model.forward_encoder(torch.rand(1, 1, 16, 16),
+                                                      generator=torch.Generator().manual_seed(1))
     pred = model.forward_decoder(latent, ids_restore)
     # decoding the visible latents in another visible order (with a consistent ids_restore) is equivariant
     keep = latent.shape[1]

@@ -240,7 +240,8 @@ class MaskedAutoencoderViT(nn.Module):
         else:
             self.register_buffer("decoder_pos_embed", torch.zeros(1, self.num_patches, decoder_hidden_size))
         self.decoder_blocks = nn.ModuleList(
-            _TransformerBlock(decoder_hidden_size, decoder_mlp_dim, decoder_num_heads, dropout_rate, qkv_bias, save_attn)
+            _TransformerBlock(decoder_hidden_size, decoder_mlp_dim, decoder_num_heads, dropout_rate, qkv_bias,
+                              save_attn)
             for _ in range(decoder_num_layers)
         )
         self.decoder_norm = nn.LayerNorm(decoder_hidden_size)
