@@ -49,6 +49,19 @@ def _rotation(angles: torch.Tensor, dims: int) -> torch.Tensor:
     return mats[0] @ mats[1] @ mats[2]
 
 
+def _affine_grid(theta: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``F.affine_grid(theta, (n, 1, *size), align_corners=False)`` by broadcasting (several times faster on CPU)."""
+    n, dims = theta.shape[0], len(size)
+    grid = theta[:, :, dims].reshape(n, *([1] * dims), dims)
+    for i in range(dims):  # grid coordinate i (x, y, z) runs along tensor spatial axis dims - 1 - i
+        ax = dims - 1 - i
+        u = (torch.arange(size[ax], device=theta.device, dtype=theta.dtype) * 2 + 1) / size[ax] - 1
+        shape = [1] * (dims + 2)
+        shape[1 + ax] = size[ax]
+        grid = grid + theta[:, :, i].reshape(n, *([1] * dims), dims) * u.reshape(shape)
+    return grid
+
+
 def _gaussian_kernels(sigma: torch.Tensor, tail: int) -> torch.Tensor:
     """(N, 2 * tail + 1) MONAI ``gaussian_1d(approx="erf")`` kernels, each cut at its own tail; sigma <= 0: a delta."""
     x = torch.arange(-tail, tail + 1, dtype=torch.float64)
@@ -182,49 +195,67 @@ class BatchedRandViews:
         def theta(m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return torch.cat([m[:, rev][:, :, rev], t[:, rev, None]], 2).to(device=device, dtype=torch.float32)
 
-        out = (n, 1, *self.size)
-        grid = F.affine_grid(theta(lin, trans), out, align_corners=False)
         # Resize of the cropped array clamps at the crop's edge pixels, not at the image's
-        lo = ((2 * p["start"] + 1) / shape_t - 1)[:, rev]
-        hi = ((2 * (p["start"] + p["size"]) - 1) / shape_t - 1)[:, rev]
+        lo = ((2 * p["start"] + 1) / shape_t - 1)[:, rev].to(device=device, dtype=torch.float32)
+        hi = ((2 * (p["start"] + p["size"]) - 1) / shape_t - 1)[:, rev].to(device=device, dtype=torch.float32)
+        th = theta(lin, trans)
+        if not rotating:  # axis-aligned: grid coordinate i depends on output axis dims - 1 - i alone
+            comps = []
+            for i in range(dims):
+                ax = dims - 1 - i
+                u = (torch.arange(self.size[ax], device=device, dtype=torch.float32) * 2 + 1) / self.size[ax] - 1
+                c = (th[:, i, i, None] * u + th[:, i, dims, None]).clamp(lo[:, i, None], hi[:, i, None])
+                shape = [n] + [1] * dims
+                shape[1 + ax] = self.size[ax]
+                comps.append(c.reshape(shape).expand(n, *self.size))
+            return torch.stack(comps, -1), None
         bounds = (n,) + (1,) * dims + (dims,)
-        grid = torch.maximum(torch.minimum(grid, hi.to(grid).view(bounds)), lo.to(grid).view(bounds))
-        if not rotating:
-            return grid, None
-        frame_grid = F.affine_grid(theta(rot, torch.zeros(n, dims, dtype=torch.float64)), out, align_corners=False)
-        ones = torch.ones(out, device=device)
+        grid = torch.clamp(_affine_grid(th, self.size), min=lo.view(bounds), max=hi.view(bounds))
+        frame_grid = _affine_grid(theta(rot, torch.zeros(n, dims, dtype=torch.float64)), self.size)
+        ones = torch.ones((n, 1, *self.size), device=device)
         return grid, F.grid_sample(ones, frame_grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _jitter(self, x: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Brightness ``v * (1 + fb)`` and contrast ``(v - mean) * (1 + fc) + mean`` in the drawn order, each then
+        clipped to [0, 1], on the jittered samples; both are ``v * a + b``, so each step is one fused pass."""
+        idx = torch.nonzero(p["jitter"]).flatten()
+        if idx.numel() == 0:
+            return x
         view = (-1,) + (1,) * (x.ndim - 1)
-        fb = (1 + p["brightness"]).to(x).view(view)
-        fc = (1 + p["contrast"]).to(x).view(view)
         reduce = tuple(range(1, x.ndim))
-
-        def bright(v: torch.Tensor) -> torch.Tensor:
-            return (v * fb).clamp(0, 1)
-
-        def contrast(v: torch.Tensor) -> torch.Tensor:
-            mean = v.mean(reduce, keepdim=True)
-            return ((v - mean) * fc + mean).clamp(0, 1)
-
-        out = torch.where(p["contrast_first"].to(x.device).view(view), bright(contrast(x)), contrast(bright(x)))
-        return torch.where(p["jitter"].to(x.device).view(view), out, x)
+        sub = x.index_select(0, idx.to(x.device))
+        fb = (1 + p["brightness"][idx]).to(x).view(view)
+        fc = (1 + p["contrast"][idx]).to(x).view(view)
+        cfirst = p["contrast_first"][idx].to(x.device).view(view)
+        for contrast_now in (cfirst, ~cfirst):
+            mean = sub.mean(reduce, keepdim=True)
+            a = torch.where(contrast_now, fc, fb)
+            b = torch.where(contrast_now, mean * (1 - fc), torch.zeros_like(mean))
+            sub = torch.addcmul(b, sub, a).clamp_(0, 1)
+        return x.index_copy(0, idx.to(x.device), sub)
 
     def _blur(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        n, c = x.shape[:2]
-        tail = int((torch.clamp(sigma.max() * 4.0, min=0.5) + 0.5).floor())
-        flat = x.reshape(1, n * c, *x.shape[2:])
-        conv = F.conv2d if self.dims == 2 else F.conv3d
+        """Separable zero-padded Gaussian blur of the samples with ``sigma > 0``: along each axis one batched
+        matrix product with each sample's banded (S, S) kernel matrix (on CPU much faster than a grouped conv)."""
+        idx = torch.nonzero((sigma > 0).all(1)).flatten()
+        if idx.numel() == 0:
+            return x
+        sig = sigma[idx]
+        tail = int((torch.clamp(sig.max() * 4.0, min=0.5) + 0.5).floor())
+        sub = x.index_select(0, idx.to(x.device))
+        m = sub.shape[0]
         for ax in range(self.dims):
-            k = _gaussian_kernels(sigma[:, ax], tail).to(device=x.device, dtype=x.dtype)  # (n, K)
-            shape = [n * c, 1] + [1] * self.dims
-            shape[2 + ax] = 2 * tail + 1
-            weight = k.repeat_interleave(c, 0).reshape(shape)
-            pad = [0] * self.dims
-            pad[ax] = tail
-            flat = conv(flat, weight, padding=tuple(pad), groups=n * c)
-        return flat.reshape(x.shape)
+            size = sub.shape[2 + ax]
+            k = _gaussian_kernels(sig[:, ax], tail).to(device=x.device, dtype=x.dtype)  # (m, 2 * tail + 1)
+            pos = torch.arange(size, device=x.device)
+            off = pos[None, :] - pos[:, None]  # input - output
+            band = off.abs() <= tail
+            mats = k[:, (off + tail).clamp(0, 2 * tail)] * band  # (m, out, in)
+            moved = sub.movedim(2 + ax, -1)
+            shape = moved.shape
+            out = torch.bmm(moved.reshape(m, -1, size), mats.transpose(1, 2))
+            sub = out.reshape(shape).movedim(-1, 2 + ax)
+        return x.index_copy(0, idx.to(x.device), sub.contiguous())
 
     def apply(self, images: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Apply drawn parameters ``p`` (from :meth:`draw`) to ``images (B, C, *spatial)``."""
