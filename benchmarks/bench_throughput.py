@@ -51,7 +51,11 @@ def sync(device: str) -> None:
 
 
 def timed(step, device: str, warmup: int, repeats: int) -> float:
-    """Median seconds of one ``step()`` after ``warmup`` calls (which include any compilation)."""
+    """Median seconds of one ``step()`` after ``warmup`` calls (which include any compilation); resets the peak
+    memory count first."""
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
         step()
     sync(device)
@@ -154,15 +158,16 @@ def main() -> None:
         f"### {card}: data on the device ({date.today()}, torch {torch.__version__}, "
         f"bf16 peak {peak / 1e12:.0f} TFLOP/s)" if peak else f"### {card} ({date.today()}, torch {torch.__version__})",
         "",
-        "| card | workload | setting | batch | step ms | throughput | MFU |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| card | workload | setting | batch | step ms | throughput | MFU | peak GiB |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(header) + "\n")
 
     def row(workload: str, setting: str, batch: int, seconds: float, rate: str, flops: float | None) -> None:
         mfu = f"{100 * flops / seconds / peak:.1f} %" if flops and peak else "n/a"
-        line = f"| {card} | {workload} | {setting} | {batch} | {1000 * seconds:.1f} | {rate} | {mfu} |"
+        mem = f"{torch.cuda.max_memory_allocated() / 2**30:.1f}" if device == "cuda" else "n/a"
+        line = f"| {card} | {workload} | {setting} | {batch} | {1000 * seconds:.1f} | {rate} | {mfu} | {mem} |"
         print(line, flush=True)
         with open(out, "a") as f:
             f.write(line + "\n")
@@ -187,7 +192,7 @@ def main() -> None:
             except Exception as e:  # MONAI's model may refuse bf16 autocast: record it, try the next setting
                 with open(out, "a") as f:
                     f.write(f"| {card} | MAE {mae_case} {kind} | {setting} | {mae_batch} | error: "
-                            f"{type(e).__name__}: {str(e)[:80]} | | |\n")
+                            f"{type(e).__name__}: {str(e)[:80]} | | | |\n")
                 continue
             label = "MAE (ours)" if kind == "ours" else "MAE (MONAI MaskedAutoEncoderViT)"
             row(f"{label} {mae_case}", setting.replace("compile", compiled) + ", fused AdamW", mae_batch, sec,

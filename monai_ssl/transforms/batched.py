@@ -5,15 +5,14 @@ Every sample gets its own draw of every random step, from the same distributions
 area and aspect ratio with the same 10-try rule and centred fallback, integer crop boxes, flips, rotation,
 brightness/contrast in random order, anisotropic Gaussian blur with MONAI's ``erf`` kernel and zero padding,
 Gaussian noise with a uniformly drawn spread), but the crop, resize, flips and rotation are one affine resampling
-(``affine_grid`` + ``grid_sample``) of the batch, and blur is one grouped separable convolution. The per-sample
+(``grid_sample``) of the batch, and blur is a separable sum of shifted copies with per-sample weights. The per-sample
 parameters are drawn from a ``torch.Generator`` on the CPU (a few numbers per sample); noise fields are drawn on the
 images' device from a generator seeded by it, so a batch's views are a function of the generator's seed alone.
 
 Crop + resize is exact: ``grid_sample`` (bilinear, ``align_corners=False``) with the box's affine, its sampling
 points clamped to the box's edge pixels, reproduces ``Resize`` (``F.interpolate``) of the integer crop to float
-precision. Rotation shares that resampling
-(one interpolation instead of two) and blends in the zero padding outside the rotated frame as a bilinear
-resampling of the frame would.
+precision. Rotation shares that resampling (one interpolation instead of two) and blends in the zero padding outside
+the rotated frame as a bilinear resampling of the frame would.
 """
 
 from __future__ import annotations
@@ -235,27 +234,27 @@ class BatchedRandViews:
         return x.index_copy(0, idx.to(x.device), sub)
 
     def _blur(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Separable zero-padded Gaussian blur of the samples with ``sigma > 0``: along each axis one batched
-        matrix product with each sample's banded (S, S) kernel matrix (on CPU much faster than a grouped conv)."""
+        """Separable zero-padded Gaussian blur of the samples with ``sigma > 0``: along each axis, a sum of shifted
+        copies weighted by each sample's own kernel (one fused multiply-add per tap; on CPU several times faster
+        than a grouped convolution with per-sample kernels)."""
         idx = torch.nonzero((sigma > 0).all(1)).flatten()
         if idx.numel() == 0:
             return x
         sig = sigma[idx]
         tail = int((torch.clamp(sig.max() * 4.0, min=0.5) + 0.5).floor())
         sub = x.index_select(0, idx.to(x.device))
-        m = sub.shape[0]
+        view = (-1,) + (1,) * (x.ndim - 1)
         for ax in range(self.dims):
-            size = sub.shape[2 + ax]
             k = _gaussian_kernels(sig[:, ax], tail).to(device=x.device, dtype=x.dtype)  # (m, 2 * tail + 1)
-            pos = torch.arange(size, device=x.device)
-            off = pos[None, :] - pos[:, None]  # input - output
-            band = off.abs() <= tail
-            mats = k[:, (off + tail).clamp(0, 2 * tail)] * band  # (m, out, in)
-            moved = sub.movedim(2 + ax, -1)
-            shape = moved.shape
-            out = torch.bmm(moved.reshape(m, -1, size), mats.transpose(1, 2))
-            sub = out.reshape(shape).movedim(-1, 2 + ax)
-        return x.index_copy(0, idx.to(x.device), sub.contiguous())
+            pad = [0] * (2 * self.dims)
+            pad[2 * (self.dims - 1 - ax)] = pad[2 * (self.dims - 1 - ax) + 1] = tail
+            padded = F.pad(sub, pad)
+            size = sub.shape[2 + ax]
+            out = torch.zeros_like(sub)
+            for j in range(2 * tail + 1):
+                out.addcmul_(padded.narrow(2 + ax, j, size), k[:, j].view(view))
+            sub = out
+        return x.index_copy(0, idx.to(x.device), sub)
 
     def apply(self, images: torch.Tensor, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Apply drawn parameters ``p`` (from :meth:`draw`) to ``images (B, C, *spatial)``."""
