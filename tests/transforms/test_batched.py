@@ -14,6 +14,7 @@ from monai_ssl.transforms import (
     batched_cxr_augmentations,
     batched_mae_augmentations,
     batched_simclr_augmentations,
+    simclr_augmentations,
 )
 
 
@@ -163,3 +164,21 @@ def test_bf16_autocast_and_channels_last():
     half = aug(x.bfloat16(), _gen(11))
     assert half.dtype == torch.bfloat16
     assert (half.float() - ref).abs().max() < 0.05
+
+
+def test_end_to_end_output_distribution_matches_the_per_sample_chain():
+    # a left-to-right ramp: the sign of (right - left) after the chain tells a flip; the centre value after the chain
+    # carries the brightness factor (contrast and blur keep a constant neighbourhood's value)
+    ramp = torch.linspace(0.2, 0.8, 48).expand(1, 48, 48).contiguous()
+    chain = simclr_augmentations(32)
+    chain.set_random_state(0)
+    ref = torch.stack([chain(ramp.clone()).as_tensor() for _ in range(400)])
+    ours = batched_simclr_augmentations(32)(ramp[None].expand(4000, 1, 48, 48), _gen(12))
+
+    def stats(v):
+        flipped = (v[:, 0, 16, 24] < v[:, 0, 16, 8]).double()
+        return flipped.mean().item(), v[:, 0, 12:20, 12:20].mean((1, 2)).numpy()
+
+    (f_ref, c_ref), (f_ours, c_ours) = stats(ref), stats(ours)
+    assert abs(f_ref - 0.5) < 0.1 and abs(f_ours - 0.5) < 0.03
+    assert ks_2samp(c_ref, c_ours).pvalue > 1e-3
