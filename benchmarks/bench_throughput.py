@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import bench_mae  # noqa: E402  (benchmarks/bench_mae.py: the MAE step of both models)
+import bench_mae  # benchmarks/bench_mae.py: the MAE step of both models
 
-from monai_ssl.losses import NTXentLoss  # noqa: E402
-from monai_ssl.networks import ContrastiveModel, ProjectionHead  # noqa: E402
-from monai_ssl.transforms import batched_simclr_augmentations  # noqa: E402
+from monai_ssl.losses import NTXentLoss
+from monai_ssl.networks import ContrastiveModel, ProjectionHead
+from monai_ssl.transforms import batched_simclr_augmentations
 
 # dense bf16 tensor-core peaks (FLOP/s) by card name; the first matching substring wins
 BF16_PEAKS = [("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("GH200", 989e12), ("A100", 312e12),

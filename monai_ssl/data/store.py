@@ -44,8 +44,17 @@ from .datalist import SkippedFile, datalist_from_dicom, load_datalist
 lmdb, has_lmdb = optional_import("lmdb")
 tqdm, has_tqdm = optional_import("tqdm", name="tqdm")
 
-__all__ = ["convert_to_store", "StoreReader", "StoreDataset", "LoadStored", "LoadStoredd", "LoadStoredD",
-           "LoadStoredDict", "store_datalist", "store_sources"]
+__all__ = [
+    "LoadStored",
+    "LoadStoredD",
+    "LoadStoredDict",
+    "LoadStoredd",
+    "StoreDataset",
+    "StoreReader",
+    "convert_to_store",
+    "store_datalist",
+    "store_sources",
+]
 
 logger = logging.getLogger(__name__)
 

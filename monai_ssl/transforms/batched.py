@@ -25,7 +25,10 @@ import torch.nn.functional as F
 from monai.utils import ensure_tuple_rep
 
 __all__ = [
-    "BatchedRandViews", "batched_simclr_augmentations", "batched_cxr_augmentations", "batched_mae_augmentations",
+    "BatchedRandViews",
+    "batched_cxr_augmentations",
+    "batched_mae_augmentations",
+    "batched_simclr_augmentations",
 ]
 
 

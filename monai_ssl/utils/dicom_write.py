@@ -23,8 +23,7 @@ def write_dicom(path: str | os.PathLike, pixels: np.ndarray, patient_id: str, st
         instance_number: InstanceNumber.
         spacing: PixelSpacing (row, column) in mm.
     """
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
     arr = np.asarray(pixels)
