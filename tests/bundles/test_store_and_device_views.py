@@ -65,3 +65,11 @@ def test_unknown_views_on_names_the_key(tmp_path):
     with pytest.raises(Exception) as err:
         wf.parser.get_parsed_content("train#prepare_batch")
     assert any("views_on" in str(e) and "'device'" in str(e) for e in error_chain(err.value))
+
+
+@pytest.mark.parametrize("bundle", ["micle_pretrain", "mae_pretrain"])
+def test_device_views_from_the_shipped_data(bundle, tmp_path):
+    tiny = {**TINY_MICLE} if bundle == "micle_pretrain" else {**TINY_MAE, **TINY_VIT, "network_name": "vit"}
+    wf = run_workflow(bundle, output_dir=str(tmp_path), views_on="device", **tiny)
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    assert trainer.state.iteration == 2 and torch.isfinite(trainer.state.output["loss"])
