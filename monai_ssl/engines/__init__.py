@@ -5,12 +5,14 @@ from __future__ import annotations
 from .base import SSLTrainer, prepare_ssl_batch
 from .contrastive import ContrastiveTrainer
 from .curriculum import CurriculumStage, PretextTrainer, run_stage
+from .device_views import DeviceViews
 from .masked_autoencoder import MaskedAutoencoderTrainer
 from .speed import speed_up_network
 
 __all__ = [
     "ContrastiveTrainer",
     "CurriculumStage",
+    "DeviceViews",
     "MaskedAutoencoderTrainer",
     "PretextTrainer",
     "SSLTrainer",

@@ -11,6 +11,12 @@ from .augmentation import (
     mae_augmentations,
     simclr_augmentations,
 )
+from .batched import (
+    BatchedRandViews,
+    batched_cxr_augmentations,
+    batched_mae_augmentations,
+    batched_simclr_augmentations,
+)
 from .intensity import (
     CLAHE,
     CT_WINDOWS,

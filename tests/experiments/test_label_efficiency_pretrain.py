@@ -82,12 +82,13 @@ def _hand_wired_mae(le, items: list[dict], args: argparse.Namespace) -> dict[str
     from monai_ssl.networks.weights import mae_vit_to_monai_vit
     from monai_ssl.optimizers import build_optimizer
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations
+    from monai_ssl.networks.masking import RandomMasking
     from monai_ssl.utils import SSLKeys, view_key
 
     seed = args.pretrain_seed
     torch.manual_seed(seed)
     mae = MaskedAutoencoderViT(1, args.size, le.vit_patch_size(args.size), spatial_dims=2,
-                               masking_ratio=le.MASKING_RATIO, **le.VIT, **le.MAE_DECODER)
+                               masking=RandomMasking(le.MASKING_RATIO), **le.VIT, **le.MAE_DECODER)
     view = RandMultiViewd(SSLKeys.IMAGE.value, mae_augmentations(args.size, crop_scale=tuple(args.mae_crop_scale)),
                           num_views=1, delete_original=True)
     data = Dataset([{SSLKeys.IMAGE.value: d["image"]} for d in items], view)
