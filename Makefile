@@ -23,6 +23,7 @@ demo: install
 	$(PY) scripts/demo.py
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 test-slow: install

@@ -82,7 +82,8 @@ def main() -> None:
         a, b = time_loader(ours, workers), time_loader(naive, workers)
         rows.append((workers, a, b, a / b))
     lines = [
-        f"### 2D MICLe view pipeline, {args.size} px, 2 views/image ({date.today()}, {platform.processor() or platform.machine()}, "
+        f"### 2D MICLe view pipeline, {args.size} px, 2 views/image ({date.today()}, "
+        f"{platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__})",
         "",
         "| DataLoader workers | ours (img/s) | naive per-key MONAI dict chain (img/s) | ratio ours/naive |",

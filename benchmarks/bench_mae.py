@@ -27,6 +27,7 @@ from monai.networks.nets import MaskedAutoEncoderViT
 
 from _memory import child_peak_mb, report_peak_growth, rss_mb  # benchmarks/_memory.py
 from monai_ssl.losses import MaskedReconstructionLoss
+from monai_ssl.networks.masking import RandomMasking, build_masking
 from monai_ssl.networks.nets import MaskedAutoencoderViT
 from monai_ssl.networks.patching import patchify
 
@@ -49,10 +50,12 @@ CPU_CASES = ["2D 128px p16 h384x6", "3D 64^3 p16 h384x6"]
 
 def build(kind: str, case: str, device: str):
     dims, size, ch, _, _, kw = CASES[case]
-    common = dict(in_channels=ch, img_size=size, spatial_dims=dims, masking_ratio=0.75, **kw)
+    common = dict(in_channels=ch, img_size=size, spatial_dims=dims, **kw)
     if kind == "ours":
-        return MaskedAutoencoderViT(**common).to(device)
-    return MaskedAutoEncoderViT(pos_embed_type="sincos", decoder_pos_embed_type="sincos", **common).to(device)
+        return MaskedAutoencoderViT(masking=RandomMasking(0.75), **common).to(device)
+    return MaskedAutoEncoderViT(
+        pos_embed_type="sincos", decoder_pos_embed_type="sincos", masking_ratio=0.75, **common
+    ).to(device)
 
 
 def masked_mse(pred: torch.Tensor, image: torch.Tensor, mask: torch.Tensor, patch) -> torch.Tensor:
@@ -188,7 +191,7 @@ def sync_check() -> str:
     for kind, mode in (("ours", "random"), ("ours", "entropy"), ("monai", "random")):
         st = Step(kind, "2D 128px p16 h384x6", "cuda", "bf16" if kind == "ours" else "fp32", 8)
         if kind == "ours":
-            st.model.mask_mode = mode
+            st.model.masking = build_masking(mode, 0.75)
         st.loss()  # warm-up outside the check (lazy CUDA init)
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
@@ -206,7 +209,8 @@ def sync_check() -> str:
 def table(rows: list[dict], device: str) -> str:
     gpu = device == "cuda"
     mem = "peak step MB above resident" if gpu else "peak step RSS growth MB"
-    head = f"| case | model | setting | batch | step ms | img/s | x MONAI best | {mem} |" + (" GFLOP/step | MFU |" if gpu else "")
+    head = (f"| case | model | setting | batch | step ms | img/s | x MONAI best | {mem} |"
+            + (" GFLOP/step | MFU |" if gpu else ""))
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for case in dict.fromkeys(r["case"] for r in rows):
         ref = max((r["ips"] for r in rows if r["case"] == case and "ips" in r and r["model"] != "ours"), default=None)
@@ -245,10 +249,14 @@ def main() -> None:
         cases = args.cases or list(CASES)
     sync = sync_check() if args.device == "cuda" else ""
     rows = run(args.device, args.repeats, max(args.warmup, 3 if args.device == "cuda" else 1), cases, settings)
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    if args.device == "cuda":
+        where = torch.cuda.get_device_name()
+    else:
+        where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     text = (f"# bench_mae: one MAE training step, ours vs MONAI MaskedAutoEncoderViT + MSE ({args.device})\n\n"
             f"{date.today()}, torch {torch.__version__}, {where}; median of {args.repeats} interleaved steps after "
-            f"warm-up; mask ratio 0.75, AdamW. Same config for both models per case (h384x6: hidden 384, 6 layers, MONAI defaults "
+            f"warm-up; mask ratio 0.75, AdamW. Same config for both models per case (h384x6: hidden 384, 6 layers, "
+            f"MONAI defaults "
             f"otherwise: mlp 512, 12 heads, decoder 384x4 mlp 512, no qkv bias; ViT-B/16: 768x12, mlp 3072, decoder "
             f"512x8 mlp 2048, 16 heads, qkv bias).\n\n"
             + table(rows, args.device) + "\n"
@@ -256,7 +264,8 @@ def main() -> None:
                f"for every row, fp32/TF32 included.\n\nHost-sync check (torch.cuda.set_sync_debug_mode('error')):\n"
                f"{sync}\n" if sync else ""))
     print(text)
-    out = Path(args.out or Path(__file__).parent / "results" / ("bench_mae.md" if args.device == "cpu" else "bench_mae_gpu.md"))
+    default_name = "bench_mae.md" if args.device == "cpu" else "bench_mae_gpu.md"
+    out = Path(args.out or Path(__file__).parent / "results" / default_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"written to {out}")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_roc_auc
 
-from monai_ssl.evaluation.metrics import bootstrap_ci, roc_auc
+from monai_ssl.metrics.classification import bootstrap_ci, roc_auc
 
 
 def monai_auc(p: np.ndarray, y: np.ndarray) -> float:

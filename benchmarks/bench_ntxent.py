@@ -102,9 +102,13 @@ def main() -> None:
     fp16 = {name: bool(torch.isfinite(fn(z1, z2))) for name, fn in
             (("ours", NTXentLoss(0.02)), ("MONAI", ContrastiveLoss(temperature=0.02)))}
     mem_label = "peak MiB" if device.type == "cuda" else "peak RSS growth MiB"
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
     lines = [
-        f"### NT-Xent forward+backward, D={args.dim}, T={args.temperature} ({date.today()}, {where}, torch {torch.__version__})",
+        f"### NT-Xent forward+backward, D={args.dim}, T={args.temperature} "
+        f"({date.today()}, {where}, torch {torch.__version__})",
         "",
         "| B | floor (ms) | ours (ms) | MONAI ContrastiveLoss (ms) | ours / floor | MONAI / floor | MONAI / ours |"
         + f" {mem_label} floor / ours / MONAI | |ours - MONAI| |",

@@ -78,8 +78,9 @@ def _worker(rank: int, world: int, port: int, global_batch: int, warmup: int, re
     from ignite.engine import Events
     from torch.nn.parallel import DistributedDataParallel
 
-    from monai_ssl.engines import ContrastiveTrainer, build_optimizer
+    from monai_ssl.engines import ContrastiveTrainer
     from monai_ssl.losses import NTXentLoss
+    from monai_ssl.optimizers import build_optimizer
 
     dist.init_process_group("gloo", rank=rank, world_size=world)
     full = _global_batch(global_batch)
@@ -163,7 +164,8 @@ def main() -> None:
                     "grad_diff": 0.0 if r is one else grad_diff, "grad_scale": grad_scale,
                 })
             print(f"B={b}: 1 proc {t1:.3f} s/step, 2 procs {t2:.3f} s/step, speed-up {t1 / t2:.2f}x, "
-                  f"|loss1 - loss2| = {loss_diff:.2e}, max|grad1 - grad2| = {grad_diff:.2e} (max|grad| {grad_scale:.2e})",
+                  f"|loss1 - loss2| = {loss_diff:.2e}, max|grad1 - grad2| = {grad_diff:.2e} "
+                  f"(max|grad| {grad_scale:.2e})",
                   flush=True)
     ok = all(r["loss_diff"] < 1e-4 and r["grad_diff"] <= 1e-4 * max(r["grad_scale"], 1e-12) + 1e-7 for r in rows)
     lines = [

@@ -6,7 +6,7 @@ script renames each run's inits with a tag before merging: ``--run "crops 60-100
 into ``micle (crops 60-100 %)``; an empty tag keeps the names. It refuses runs scored on different test sets
 (different ``n_test`` in their summaries' first lines would be a silent apples-to-oranges merge).
 
-Writes ``<out>/summary.md`` (the :func:`~monai_ssl.evaluation.label_efficiency.summarise_results` table of the
+Writes ``<out>/summary.md`` (the :func:`~monai_ssl.apps.label_efficiency.summarise_results` table of the
 merged rows) and ``<out>/label_efficiency.png``::
 
     python experiments/combine_label_efficiency.py --run "=results/label_efficiency_covid" \\
@@ -48,7 +48,7 @@ def _test_set(folder: Path) -> str:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
-    from monai_ssl.evaluation.label_efficiency import plot_results, read_results, summarise_results
+    from monai_ssl.apps.label_efficiency import plot_results, read_results, summarise_results
 
     test_sets = {folder: _test_set(folder) for _, folder in args.runs}
     if len(set(test_sets.values())) > 1:

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     from monai_ssl.data import label_fraction_subset, patient_split
     from monai_ssl.evaluation import fit_linear_probe
-    from monai_ssl.evaluation.metrics import auc_score
+    from monai_ssl.metrics.classification import auc_score
 
     splits = load_splits(args)
     train, test = splits["train"], splits["test"]
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         feats = {"train": features(model, train), "test": features(model, test)}
         finding = probe(feats, y, fit_idx, tune_idx).predict_proba(feats["test"])
         row = {"encoder": name, "fraction": 1.0, "seed": "", "n_labelled": len(train), "n_labels_used": len(train),
-               "selected_on": "val (L2 on a held-out part of the labelled training patients)", "finding_auc": auc_score(finding, y["test"]),
+               "selected_on": "val (L2 on a held-out part of the labelled training patients)",
+               "finding_auc": auc_score(finding, y["test"]),
                "view_auc": auc_score(probe(feats, view, fit_idx, tune_idx).predict_proba(feats["test"]), view["test"]),
                "finding_auc_pa_only": auc_score(finding[pa], y["test"][pa]),
                "finding_scores_view_auc": auc_score(finding, view["test"])}
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 scores = fit_linear_probe(feats["train"][idx], y["train"][idx], task="binary").predict_proba(
                     feats["test"])
                 row = {"encoder": name, "fraction": fraction, "seed": seed, "n_labelled": len(idx),
-                       "n_labels_used": len(idx), "selected_on": "none (fixed default L2)", "finding_auc": auc_score(scores, y["test"]), "view_auc": float("nan"),
+                       "n_labels_used": len(idx), "selected_on": "none (fixed default L2)",
+                       "finding_auc": auc_score(scores, y["test"]), "view_auc": float("nan"),
                        "finding_auc_pa_only": auc_score(scores[pa], y["test"][pa]),
                        "finding_scores_view_auc": auc_score(scores, view["test"])}
                 rows.append(row)

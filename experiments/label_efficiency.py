@@ -39,7 +39,7 @@ fixed sin-cos position table, no qkv bias). Inits:
 SimCLR / MICLe need ``--arch resnet18`` (the default) and MAE needs ``--arch vit``; an output folder remembers its
 network (``network.txt``) so a resumed run cannot mix ResNet and ViT rows under one init name.
 
-Selection protocol (:func:`~monai_ssl.evaluation.run_label_efficiency`): at label fraction ``f`` a run sees
+Selection protocol (:func:`~monai_ssl.apps.run_label_efficiency`): at label fraction ``f`` a run sees
 ``f`` of the training labels (nested, label-stratified subsets, whole patients:
 :func:`~monai_ssl.data.label_fraction_subset`) and the same fraction ``f`` of the validation labels; both count in
 ``n_labels_used``. Every init tries the same candidate grid (``--recipes tuned``, :data:`RECIPE_GRIDS`): end-to-end
@@ -80,6 +80,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
 
 INITS = ("scratch", "simclr", "micle", "mae")
 ARCH_INITS = {"resnet18": ("scratch", "simclr", "micle"), "vit": ("scratch", "mae")}
@@ -234,20 +236,26 @@ def progress_printer(label: str, every: float = 0.1):
 
 def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
     """SimCLR (two views of one image) or MICLe (two different images of one patient where it has 2+) on
-    ``items`` with labels unused (MAE: :func:`pretrain_mae`); saves the encoder state dict to ``path``."""
+    ``items`` with labels unused, through the ``micle_pretrain`` bundle (MAE: :func:`pretrain_mae`); the bundle
+    exports the encoder state dict to ``path``.
+
+    The bundle's ``train.yaml`` runs as it is (network, NT-Xent loss, AdamW, warm-up + cosine per step,
+    ``SeededDataLoader``, ``ContrastiveTrainer``) with the run's settings as overrides; only its dataset is
+    replaced by these in-memory images (``train#dataset``), with the milder crop scale a 28 px image needs.
+    """
     if kind == "mae":
         return pretrain_mae(items, args, path)
-    from monai.data import Dataset
-    from monai.networks.nets import resnet18
+    import shutil
+    import tempfile
 
-    from monai_ssl.data import MultiInstanceDataset, SeededDataLoader
-    from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
-    from monai_ssl.losses import NTXentLoss
+    from ignite.engine import Events
+    from monai.data import Dataset
+
+    from monai_ssl.apps import run_bundle
+    from monai_ssl.data import MultiInstanceDataset
     from monai_ssl.transforms import RandMultiViewd, cxr_augmentations
 
     seed = args.pretrain_seed
-    torch.manual_seed(seed)
-    encoder = resnet18(spatial_dims=2, n_input_channels=1, feed_forward=False, conv1_t_stride=args.stem_stride)
     augment = cxr_augmentations(args.size, crop_scale=tuple(args.crop_scale))
     if kind == "micle":  # one patient bag per item
         data = MultiInstanceDataset([{"image": d["image"], "patient_id": d["patient_id"]} for d in items], augment,
@@ -255,48 +263,85 @@ def pretrain_encoder(kind: str, items: list[dict], args: argparse.Namespace, pat
     else:
         views = RandMultiViewd("image", augment, num_views=2, delete_original=True)
         data = Dataset([{"image": d["image"]} for d in items], views)  # no labels
-    loader = SeededDataLoader(data, seed=seed, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True,
-                              drop_last=True, num_workers=args.workers)
-    stage = CurriculumStage(
-        "contrastive", loader, epochs=1, loss_function=NTXentLoss(args.temperature),
-        optimizer_fn=lambda m: build_optimizer(m, "adamw", lr=args.pretrain_lr, weight_decay=1e-6),
-        trainer_kwargs={"epoch_length": args.pretrain_steps}, on_progress=progress_printer(f"{PRETTY[kind]} pretraining"),
-    )
-    summary = run_stage(stage, encoder, 512, args.device)
-    torch.save({k: v.cpu() for k, v in encoder.state_dict().items()}, path)
-    return summary
+    losses: list[float] = []
+    report = progress_printer(f"{PRETTY[kind]} pretraining")
+
+    def watch(wf) -> None:
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(Events.ITERATION_STARTED,
+                                  lambda e: report((e.state.iteration - 1) / max(1, args.pretrain_steps)))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
+
+    work = Path(tempfile.mkdtemp(prefix=f"{kind}_bundle_", dir=path.parent))  # checkpoints + logs, removed after
+    try:
+        wf = run_bundle(
+            REPO / "bundles" / "micle_pretrain", before_run=watch, output_dir=str(work), encoder_path=str(path),
+            pair_mode="micle" if kind == "micle" else "simclr", seed=seed, image_size=args.size,
+            batch_size=args.pretrain_batch_size, max_epochs=1, epoch_length=args.pretrain_steps,
+            num_workers=args.workers, learning_rate=args.pretrain_lr, weight_decay=1e-6,
+            temperature=args.temperature, stem_stride=args.stem_stride, device=torch.device(args.device),
+            resume=False, progress_bar=False, **{"train#dataset": data},
+        )
+        iterations = wf.parser.get_parsed_content("train#trainer").state.iteration
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"task": "contrastive", "iterations": iterations, "epoch_losses": [sum(losses) / max(1, len(losses))]}
 
 
 def pretrain_mae(items: list[dict], args: argparse.Namespace, path: Path) -> dict[str, Any]:
-    """MAE pretraining of the :data:`VIT` encoder on ``items`` (labels unused) through a ``"masked"``
-    :class:`~monai_ssl.engines.CurriculumStage`; saves the encoder in MONAI ``ViT`` names to ``path``."""
+    """MAE pretraining of the :data:`VIT` encoder on ``items`` (labels unused) through the ``mae_pretrain`` bundle
+    (``network_name vit``); the bundle exports the encoder in MONAI ``ViT`` names to ``path``.
+
+    The bundle's ``train.yaml`` runs with the run's settings as overrides: its ViT block takes :data:`VIT` and
+    :data:`MAE_DECODER`, and its mixed-modality loader is replaced by a seeded shuffling loader over these
+    in-memory images (one :func:`~monai_ssl.transforms.mae_augmentations` view each), so the bundle's modality
+    sampler is not used (``train#sampler`` stands in as a no-op for its per-epoch reseed).
+    """
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from ignite.engine import Events
     from monai.data import Dataset
 
+    from monai_ssl.apps import run_bundle
     from monai_ssl.data import SeededDataLoader
-    from monai_ssl.engines import CurriculumStage, build_optimizer, run_stage
-    from monai_ssl.networks.nets import MaskedAutoencoderViT
-    from monai_ssl.networks import pretrained_filter
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations
     from monai_ssl.utils import SSLKeys, view_key
 
     seed = args.pretrain_seed
-    torch.manual_seed(seed)  # weights and the masks' noise
-    mae = MaskedAutoencoderViT(1, args.size, vit_patch_size(args.size), spatial_dims=2, masking_ratio=MASKING_RATIO,
-                               **VIT, **MAE_DECODER)
     augment = mae_augmentations(args.size, crop_scale=tuple(args.mae_crop_scale))
     view = RandMultiViewd(SSLKeys.IMAGE.value, augment, num_views=1, delete_original=True)
     data = Dataset([{SSLKeys.IMAGE.value: d["image"]} for d in items], view)  # no labels
     loader = SeededDataLoader(data, seed=seed, batch_size=min(args.pretrain_batch_size, len(data)), shuffle=True,
                               drop_last=True, num_workers=args.workers)
-    stage = CurriculumStage(  # the whole MAE is the stage's model; its encoder half is what we keep
-        "masked", loader, epochs=1, model_fn=lambda m: m,
-        optimizer_fn=lambda m: build_optimizer(m, "adamw", lr=args.pretrain_lr, weight_decay=0.05, betas=(0.9, 0.95)),
-        trainer_kwargs={"epoch_length": args.pretrain_steps, "image_key": view_key(SSLKeys.IMAGE.value, 0)},
-        on_progress=progress_printer("MAE pretraining"),
-    )
-    summary = run_stage(stage, mae, VIT["hidden_size"], args.device)
-    torch.save({k: v.detach().cpu() for k, v in pretrained_filter("mae_vit")(mae.state_dict()).items()}, path)
-    return summary
+    losses: list[float] = []
+    report = progress_printer("MAE pretraining")
+
+    def watch(wf) -> None:
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        trainer.add_event_handler(Events.ITERATION_STARTED,
+                                  lambda e: report((e.state.iteration - 1) / max(1, args.pretrain_steps)))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"])))
+
+    vit = {"img_size": args.size, "patch_size": vit_patch_size(args.size), "qkv_bias": False, **VIT, **MAE_DECODER}
+    work = Path(tempfile.mkdtemp(prefix="mae_bundle_", dir=path.parent))  # checkpoints + logs, removed after
+    try:
+        wf = run_bundle(
+            REPO / "bundles" / "mae_pretrain", before_run=watch, output_dir=str(work), encoder_path=str(path),
+            network_name="vit", mask_mode="random", masking_ratio=MASKING_RATIO, norm_pix_loss=True, seed=seed,
+            image_size=args.size, batch_size=args.pretrain_batch_size, max_epochs=1,
+            epoch_length=args.pretrain_steps, num_workers=args.workers, learning_rate=args.pretrain_lr,
+            weight_decay=0.05, device=torch.device(args.device), resume=False, progress_bar=False,
+            **{f"networks#vit#{k}": v for k, v in vit.items()},
+            **{"train#dataloader": loader, "train#sampler": SimpleNamespace(set_epoch=lambda epoch: None),
+               "train#trainer#image_key": view_key(SSLKeys.IMAGE.value, 0),
+               "train#handlers_by_name#reconstruction_images#_disabled_": True},
+        )
+        iterations = wf.parser.get_parsed_content("train#trainer").state.iteration
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"task": "masked", "iterations": iterations, "epoch_losses": [sum(losses) / max(1, len(losses))]}
 
 
 @torch.no_grad()
@@ -392,9 +437,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from monai.data import DataLoader, Dataset
     from monai.transforms import RandFlipd
 
+    from monai_ssl.apps import run_label_efficiency
     from monai_ssl.data import SeededDataLoader
-    from monai_ssl.evaluation import (balanced_class_weights, classification_report, finetune_classifier,
-                                      fit_linear_probe, predict_proba, run_label_efficiency)
+    from monai_ssl.evaluation import (
+        balanced_class_weights,
+        classification_report,
+        finetune_classifier,
+        fit_linear_probe,
+        predict_proba,
+    )
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ norm (the MAE has no class token, so the classifier's class token is untrained i
 
 Per fraction and seed: an L2-regularised logistic-regression probe (:func:`~monai_ssl.evaluation.fit_linear_probe`,
 L2 chosen on the same label fraction of the validation split, class-balanced) and cosine kNN
-(:func:`~monai_ssl.evaluation.knn.knn_predict`, k = 20), scored by
+(:func:`~monai_ssl.metrics.knn_predict`, k = 20), scored by
 test AUC. Writes ``<out>/probe.csv`` and ``<out>/probe.md``.
 
 Run (a couple of CPU-minutes)::
@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     from monai_ssl.data import label_fraction_subset
     from monai_ssl.evaluation import fit_linear_probe
-    from monai_ssl.evaluation.metrics import auc_score
-    from monai_ssl.evaluation.knn import knn_predict
+    from monai_ssl.metrics.classification import auc_score
+    from monai_ssl.metrics.knn import knn_predict
 
     splits = load_splits(args)
     for split in ("train", "val", "test"):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monai_ssl.evaluation.label_efficiency import read_results  # noqa: E402
+from monai_ssl.apps.label_efficiency import read_results  # noqa: E402
 
 PRETTY = {"scratch": "scratch", "simclr": "SimCLR", "micle": "MICLe", "mae": "MAE"}
 

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = Path("/usr/share/mricron/templates")
 # group name -> AAL ids (aal.nii.txt: odd = left, even = right; 71-78 caudate/putamen/pallidum/thalamus)
 _DEEP = set(range(71, 79))
@@ -78,7 +79,7 @@ def load_mr_slices(template_dir: str | Path = TEMPLATE_DIR, spacing: float = 2.0
     Raises:
         FileNotFoundError: ``ch2.nii.gz`` or ``aal.nii.gz`` missing from ``template_dir``.
     """
-    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, SpatialPad, Spacingd
+    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, Spacingd, SpatialPad
 
     from monai_ssl.transforms import MRPresetd
 
@@ -133,7 +134,7 @@ def _loader(items: list[dict], batch: int, seed: int, crop: bool):
 def _schedule(trainer, optimizer, warmup: int, steps: int) -> None:
     from monai.handlers import LrScheduleHandler
 
-    from monai_ssl.engines import warmup_cosine_schedule
+    from monai_ssl.optimizers import warmup_cosine_schedule
 
     LrScheduleHandler(warmup_cosine_schedule(optimizer, warmup, steps), epoch_level=False,
                       print_lr=False).attach(trainer)
@@ -154,24 +155,42 @@ def swin_config(feature_size: int) -> dict:
 
 
 def pretrain_mae(images: torch.Tensor, args) -> tuple[dict, list[float]]:
-    """Swin-MAE on unlabelled slices; returns the state dict and the per-step loss."""
-    from monai_ssl.engines import MaskedAutoencoderTrainer
-    from monai_ssl.losses import MaskedReconstructionLoss
-    from monai_ssl.networks.nets import SwinMAE
+    """Swin-MAE on unlabelled slices through the ``mae_pretrain`` bundle (``network_name swin``); returns the MAE's
+    state dict and the per-step loss.
 
-    torch.manual_seed(args.seed)
-    net = SwinMAE(spatial_dims=2, in_channels=1, masking_ratio=0.75, mask_unit_size=16,
-                  **swin_config(args.feature_size))
-    opt = torch.optim.AdamW(net.parameters(), lr=args.mae_lr, betas=(0.9, 0.95), weight_decay=0.05)
+    Overrides: the Swin config of :func:`swin_config` with two Swin blocks per decoder level, the experiment's
+    seeded crop loader over these slices as ``train#dataloader`` (the bundle's modality sampler is not used:
+    ``train#sampler`` is a no-op for its per-epoch reseed) and one AdamW group over every parameter, as this
+    experiment has always used (the bundle's default leaves biases and norm weights undecayed).
+    """
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    from monai_ssl.apps import run_bundle
+
     loader = _loader([{"image": x} for x in images], args.batch_size, args.seed, crop=True)
-    trainer = MaskedAutoencoderTrainer("cpu", 1, loader, net, opt,
-                                       MaskedReconstructionLoss(net.pred_patch_size, spatial_dims=2),
-                                       epoch_length=args.mae_steps)
-    _schedule(trainer, opt, max(1, args.mae_steps // 10), args.mae_steps)
+    swin = {**swin_config(args.feature_size), "decoder_depths": (2, 2, 2, 2), "mask_unit_size": 16}
     losses: list[float] = []
-    _record_loss(trainer, losses, is_list=False)
-    trainer.run()
-    return net.state_dict(), losses
+    work = Path(tempfile.mkdtemp(prefix="mae_bundle_"))  # checkpoints, logs and the exported encoder, removed after
+    try:
+        wf = run_bundle(
+            REPO / "bundles" / "mae_pretrain",
+            before_run=lambda wf: _record_loss(wf.parser.get_parsed_content("train#trainer"), losses, is_list=False),
+            output_dir=str(work), network_name="swin", mask_mode="random", masking_ratio=0.75, norm_pix_loss=False,
+            seed=args.seed, batch_size=args.batch_size, max_epochs=1, epoch_length=args.mae_steps,
+            learning_rate=args.mae_lr, weight_decay=0.05, device=torch.device("cpu"), resume=False,
+            progress_bar=False,
+            optimizer="$torch.optim.AdamW(@network.parameters(), lr=@learning_rate, betas=(0.9, 0.95), "
+                      "weight_decay=@weight_decay)",
+            **{f"networks#swin#{k}": v for k, v in swin.items()},
+            **{"train#dataloader": loader, "train#sampler": SimpleNamespace(set_epoch=lambda epoch: None),
+               "train#handlers_by_name#reconstruction_images#_disabled_": True},
+        )
+        state = {k: v.detach().clone() for k, v in wf.parser.get_parsed_content("network_def").state_dict().items()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return state, losses
 
 
 def finetune(images, labels, pretrained, args) -> tuple[torch.nn.Module, list[float], str]:

@@ -1,8 +1,8 @@
 """monai-ssl: self-supervised pretraining for medical imaging, built on MONAI.
 
-Importing the package is cheap: subpackages (``data``, ``transforms``, ``networks``, ``losses``,
-``engines``, ``handlers``, ``evaluation``, ``utils``) are imported on first attribute access, so
-``import monai_ssl`` does not pull in MONAI, Ignite, ITK or matplotlib.
+Importing the package is cheap: subpackages (``data``, ``transforms``, ``networks``, ``losses``, ``optimizers``,
+``metrics``, ``engines``, ``handlers``, ``inferers``, ``evaluation``, ``apps``, ``utils``) are imported on first
+attribute access, so ``import monai_ssl`` does not pull in MONAI, Ignite, ITK or matplotlib.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("data", "engines", "evaluation", "handlers", "losses", "networks", "transforms", "utils")
+_SUBPACKAGES = (
+    "apps", "data", "engines", "evaluation", "handlers", "inferers", "losses", "metrics", "networks", "optimizers",
+    "transforms", "utils",
+)
 
 __all__ = ["__version__", *_SUBPACKAGES]
 

@@ -2,10 +2,11 @@
 
 What it does, on a 2-core CPU in under 10 minutes:
 
-1. checks and summarises the shipped data (:mod:`monai_ssl.demo`);
+1. checks and summarises the shipped data (``scripts/demo_data.py``);
 2. pretrains a MONAI ResNet-18 with SimCLR on the 4,708 PneumoniaMNIST training images (28 px) **without their
-   labels** (``experiments/label_efficiency.py``: :class:`~monai_ssl.engines.ContrastiveTrainer`,
-   :class:`~monai_ssl.losses.NTXentLoss`, two independently augmented views per image);
+   labels** (``experiments/label_efficiency.py`` runs the ``micle_pretrain`` bundle in SimCLR mode:
+   :class:`~monai_ssl.engines.ContrastiveTrainer`, :class:`~monai_ssl.losses.NTXentLoss`, two independently
+   augmented views per image);
 3. for each seed, takes 10 % of the training labels (472 images) and 10 % of the validation labels (53 images),
    and trains the same classifier from scratch and from the SimCLR encoder with the same tuning budget: every
    candidate recipe (fine-tuning at two learning rates with and without layer-wise LR decay, and a frozen-encoder
@@ -16,9 +17,10 @@ What it does, on a 2-core CPU in under 10 minutes:
    (``outputs/demo/demo.png``) and one sentence saying whether pretraining helped.
 
 These are the settings of the committed 10 % rows of ``results/label_efficiency`` (3 seeds there, 2 here to fit
-the time; one CPU thread per arm here, so the numbers differ slightly; ``--fraction 0.01`` gives the 1 % comparison, where SimCLR is not ahead under this protocol: see the
-README's Results). ``--covid`` runs the earlier MICLe demo on the multi-instance COVID-19 chest X-rays through the bundles instead
-(``scripts/demo_covid.py``; at its budget it shows the pipeline, not a gain).
+the time; one CPU thread per arm here, so the numbers differ slightly; ``--fraction 0.01`` gives the 1 % comparison,
+where SimCLR is not ahead under this protocol: see the README's Results). ``--covid`` runs the earlier MICLe demo on
+the multi-instance COVID-19 chest X-rays through the bundles instead (``scripts/demo_covid.py``; at its budget it
+shows the pipeline, not a gain).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--fraction", type=float, default=0.1, help="share of the train and validation labels used")
     p.add_argument("--pretrain-steps", type=int, default=150)
     p.add_argument("--steps", type=int, default=None,
-                   help="fine-tuning steps per candidate recipe (default: the runner's, 60 / 100 / 150 at 1 / 10 / 100 %%)")
+                   help="fine-tuning steps per candidate recipe "
+                        "(default: the runner's, 60 / 100 / 150 at 1 / 10 / 100 %%)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--workers", type=int, default=1, help="DataLoader workers making the pretraining views")
     p.add_argument("--keep-encoder", action="store_true", help="keep outputs/demo/simclr_encoder.pt (45 MB)")
@@ -69,7 +72,7 @@ def run_experiment(args: argparse.Namespace) -> list[dict]:
 
     import label_efficiency
 
-    from monai_ssl.evaluation.label_efficiency import _write_rows, read_results, summarise_results
+    from monai_ssl.apps.label_efficiency import _write_rows, read_results, summarise_results
 
     steps = args.steps or {0.01: 60, 0.1: 100, 1.0: 150}.get(args.fraction, 100)
     common = ["--fractions", str(args.fraction), "--seeds", *map(str, args.seeds), "--steps", str(steps),
@@ -77,7 +80,8 @@ def run_experiment(args: argparse.Namespace) -> list[dict]:
               str(args.workers), "--threads", "1", "--fresh"]
     scratch_out = args.out / "scratch"
     child = subprocess.Popen([sys.executable, str(REPO / "experiments" / "label_efficiency.py"), *common,
-                              "--inits", "scratch", "--out", str(scratch_out)], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                              "--inits", "scratch", "--out", str(scratch_out)],
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         ssl_rows = label_efficiency.main([*common, "--inits", "simclr", "--out", str(args.out)])
     finally:
@@ -145,7 +149,8 @@ def plot(rows: list[dict], path: Path, fraction: float) -> None:
         rs = sorted((r for r in rows if r["init"] == init), key=lambda r: r["seed"])
         xs = [seeds.index(r["seed"]) + (k - 0.5) * 0.3 for r in rs]
         ax.errorbar(xs, [r["test_auc"] for r in rs], capsize=4, marker="o", linestyle="none", label=name,
-                    yerr=[[r["test_auc"] - r["test_auc_low"] for r in rs], [r["test_auc_high"] - r["test_auc"] for r in rs]])
+                    yerr=[[r["test_auc"] - r["test_auc_low"] for r in rs],
+                          [r["test_auc_high"] - r["test_auc"] for r in rs]])
     ax.axhline(0.5, color="grey", linestyle=":", label="chance")
     ax.set_xticks(range(len(seeds)), [f"seed {s}" for s in seeds])
     n = rows[0]["n_labelled"] + rows[0]["n_val_labelled"]
@@ -166,7 +171,7 @@ def main(argv=None) -> list[dict]:
         return demo_covid.main(args.rest)
     t0 = time.perf_counter()
     if not args.skip_summary:
-        from monai_ssl.demo import main as summary
+        from demo_data import main as summary
 
         summary([])
     if args.out.exists():

@@ -9,7 +9,7 @@ label. The default ``make demo`` (``scripts/demo.py``) shows the gain on Pneumon
 Everything runs through the MONAI bundles (``monai.bundle.ConfigWorkflow`` over ``bundles/*/configs``), the same
 configs as ``python -m monai.bundle run``:
 
-1. the dataset summary of :mod:`monai_ssl.demo`;
+1. the dataset summary of ``scripts/demo_data.py``;
 2. ``micle_pretrain``: MICLe (two images of one patient as the positive pair) on the training patients' chest
    X-rays at ``--image-size`` px, exporting ``<out>/micle/encoder.pt``;
 3. ``classification`` fine-tuning on ``--label-fraction`` of the training labels, from scratch and from the
@@ -37,15 +37,10 @@ METRICS = ("auc", "accuracy", "balanced_accuracy", "f1")
 
 
 def _workflow(bundle: str, names: list[str], **overrides):
-    from monai.bundle import ConfigWorkflow
+    """Run ``bundles/<bundle>`` with configs ``names`` merged and ``overrides`` (:func:`monai_ssl.apps.run_bundle`)."""
+    from monai_ssl.apps import run_bundle
 
-    files = [str(BUNDLES / bundle / "configs" / f"{n}.yaml") for n in names]
-    wf = ConfigWorkflow(config_file=files if len(files) > 1 else files[0], workflow_type="train",
-                        logging_file=False, bundle_root=str(BUNDLES / bundle), **overrides)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-    return wf
+    return run_bundle(BUNDLES / bundle, names, **overrides)
 
 
 def pretrain(out: Path, args: argparse.Namespace) -> Path:
@@ -145,7 +140,7 @@ def main(argv=None) -> dict:
 
         torch.set_num_threads(args.threads)
     if not args.skip_summary:
-        from monai_ssl.demo import main as summary
+        from demo_data import main as summary
 
         summary([])
     out: Path = args.out

@@ -5,7 +5,9 @@ goes through its modality preset (XRayPresetd / USPresetd, resized to ``--size``
 :class:`~monai_ssl.data.mixed_modality.MixedModalityDataset` and drawn by
 :class:`~monai_ssl.data.mixed_modality.MixedModalitySampler`. The network is :class:`SwinMAE` (VIS-MAE's Swin
 masked autoencoder on MONAI's SwinTransformer: 16-px block masking at 75 %, mask tokens in the encoder) trained
-by :class:`~monai_ssl.engines.MaskedAutoencoderTrainer`.
+by :class:`~monai_ssl.engines.MaskedAutoencoderTrainer`: the ``mae_pretrain`` bundle (``network_name swin``) runs it,
+with this script's settings as overrides and its data (a few test images and 4 COVID images held out) as
+``train#dataset`` / ``train#sampler`` / ``train#dataloader``.
 
 Writes to ``--out``: ``loss.csv`` + ``loss.png`` (per-iteration loss), ``reconstruction.png`` (held-out X-ray and
 US images: input | masked | reconstruction | visible + reconstruction), ``summary.json`` (settings, modality mix,
@@ -24,25 +26,22 @@ import json
 import math
 import os
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from ignite.engine import Events
-from monai.handlers import LrScheduleHandler
 from monai.transforms import Compose, RandFlipd, SelectItemsd
 from torch.utils.data import ConcatDataset, Subset
 
+from monai_ssl.apps import run_bundle
 from monai_ssl.data import MedMNISTDataset, SeededDataLoader, load_covid_cxr
 from monai_ssl.data.mixed_modality import MixedModalityDataset, MixedModalitySampler
-from monai_ssl.engines import MaskedAutoencoderTrainer
-from monai_ssl.engines.optim import build_optimizer, warmup_cosine_schedule
-from monai_ssl.handlers import NaNGuard
 from monai_ssl.handlers.reconstruction_images import reconstruction_grid
-from monai_ssl.losses import MaskedReconstructionLoss
 from monai_ssl.networks import pretrained_filter
-from monai_ssl.networks.nets import SwinMAE
 from monai_ssl.transforms import USPresetd, XRayPresetd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,41 +129,49 @@ def main() -> None:
     held_images = torch.stack([torch.as_tensor(h["image"]).as_subclass(torch.Tensor) for h in held_batch]).to(device)
     held_modalities = [h["modality"] for h in held_batch]
 
-    net = SwinMAE(
-        spatial_dims=2, in_channels=1, feature_size=args.feature_size, patch_size=args.patch_size,
-        decoder_depths=(args.decoder_depth,) * 4, mask_mode=args.mask_mode, drop_path_rate=0.1,
-    ).to(device)
-    loss_fn = MaskedReconstructionLoss(net.pred_patch_size, spatial_dims=2, norm_pix_loss=False)
-    optimizer = build_optimizer(net, "adamw", lr=args.lr, weight_decay=0.05, betas=(0.9, 0.95))
     max_epochs = math.ceil(args.iterations / args.epoch_length)
-    total = max_epochs * args.epoch_length
-    scheduler = warmup_cosine_schedule(optimizer, max(1, int(args.warmup * total)), total)
-
-    before = held_out_loss(net, loss_fn, held_images, held_modalities, device)
-    trainer = MaskedAutoencoderTrainer(
-        device=device, max_epochs=max_epochs, train_data_loader=loader, network=net, optimizer=optimizer,
-        loss_function=loss_fn, amp=args.amp,
-        train_handlers=[LrScheduleHandler(scheduler, epoch_level=False), NaNGuard()],
-    )
     rows: list[tuple[int, float, float, int]] = []
     mix = {m: 0 for m in train.modalities}
-    t_start = time.perf_counter()
+    before: dict[str, float] = {}
+    t_start = 0.0
 
-    @trainer.on(Events.EPOCH_STARTED)
-    def _epoch(engine):
-        sampler.set_epoch(engine.state.epoch)
+    def prepare(wf) -> None:
+        """Held-out loss of the initial network, and the per-iteration log, before the bundle's run."""
+        nonlocal t_start
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        net, loss_fn = wf.parser.get_parsed_content("network"), wf.parser.get_parsed_content("loss")
+        optimizer = wf.parser.get_parsed_content("optimizer")
+        before.update(held_out_loss(net, loss_fn, held_images, held_modalities, device))
 
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def _log(engine):
-        n_us = sum(m == "us" for m in engine.state.batch["modality"])
-        for m in engine.state.batch["modality"]:
-            mix[m] += 1
-        rows.append((engine.state.iteration, float(engine.state.output["loss"]), optimizer.param_groups[0]["lr"], n_us))
-        if engine.state.iteration % 10 == 0:
-            print(f"iter {engine.state.iteration:4d}  loss {rows[-1][1]:.5f}  {time.perf_counter() - t_start:.0f}s",
-                  flush=True)
+        @trainer.on(Events.ITERATION_COMPLETED)
+        def _log(engine):
+            n_us = sum(m == "us" for m in engine.state.batch["modality"])
+            for m in engine.state.batch["modality"]:
+                mix[m] += 1
+            rows.append((engine.state.iteration, float(engine.state.output["loss"]), optimizer.param_groups[0]["lr"],
+                         n_us))
+            if engine.state.iteration % 10 == 0:
+                print(f"iter {engine.state.iteration:4d}  loss {rows[-1][1]:.5f}  {time.perf_counter() - t_start:.0f}s",
+                      flush=True)
 
-    trainer.run()
+        t_start = time.perf_counter()
+
+    work = Path(tempfile.mkdtemp(prefix="mae_bundle_", dir=out))  # the bundle's checkpoints and logs, removed after
+    try:
+        wf = run_bundle(
+            REPO / "bundles" / "mae_pretrain", before_run=prepare, output_dir=str(work), network_name="swin",
+            mask_mode=args.mask_mode, masking_ratio=0.75, norm_pix_loss=False, seed=args.seed, image_size=args.size,
+            batch_size=args.batch_size, max_epochs=max_epochs, epoch_length=args.epoch_length, learning_rate=args.lr,
+            weight_decay=0.05, warmup_fraction=args.warmup, amp=args.amp, device=device, resume=False,
+            progress_bar=False,
+            **{"networks#swin#feature_size": args.feature_size, "networks#swin#patch_size": args.patch_size,
+               "networks#swin#decoder_depths": [args.decoder_depth] * 4, "networks#swin#drop_path_rate": 0.1,
+               "train#dataset": train, "train#sampler": sampler, "train#dataloader": loader,
+               "train#handlers_by_name#reconstruction_images#_disabled_": True},
+        )
+        net, loss_fn = wf.parser.get_parsed_content("network"), wf.parser.get_parsed_content("loss")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     train_s = time.perf_counter() - t_start
     after = held_out_loss(net, loss_fn, held_images, held_modalities, device)
 

@@ -1,9 +1,12 @@
-"""What the monai-ssl MONAI bundles (``bundles/``) need beyond stock components: default paths, and clear errors
-for a wrong path or an unknown override key. Everything else a bundle config declares is a component of MONAI or
+"""What the monai-ssl MONAI bundles (``bundles/``) need beyond stock components: default paths, clear errors
+for a wrong path or an unknown override key (ending a failed ``python -m monai.bundle`` run), and a model's input
+contract. Everything else a bundle config declares is a component of MONAI or
 of ``monai_ssl.data`` / ``networks`` / ``transforms`` / ``handlers``."""
 
 from __future__ import annotations
 
+from .contract import check_model_contract, contract_path, load_model_contract, save_model_contract
+from .errors import actionable_error, install_last_line_hook
 from .paths import (
     BundleConfigError,
     active_parser,
@@ -19,13 +22,21 @@ from .paths import (
 
 __all__ = [
     "BundleConfigError",
+    "actionable_error",
     "active_parser",
     "check_config_keys",
+    "check_model_contract",
     "choose",
+    "contract_path",
     "cuda_amp",
     "default_bundle_root",
     "default_dataset_dir",
+    "install_last_line_hook",
+    "load_model_contract",
     "require_class_names",
     "require_files",
     "require_path",
+    "save_model_contract",
 ]
+
+install_last_line_hook()  # python -m monai.bundle: a failed run ends with the actionable message

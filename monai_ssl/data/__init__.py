@@ -35,6 +35,8 @@ _LAZY.update({"classification_datalists": "classification_lists", "contrastive_d
               "mixed_modality_sources": "pretraining_lists", "segmentation_datalists": "segmentation_lists",
               "block_split": "segmentation_lists", "IMAGE_SUFFIXES": "inputs", "VOLUME_SUFFIXES": "inputs",
               "list_image_files": "inputs", "list_volumes": "inputs", "output_roots": "inputs"})
+_LAZY.update({k: "store" for k in ("convert_to_store", "StoreReader", "StoreDataset", "LoadStored", "LoadStoredd",
+                                    "store_datalist", "store_sources")})
 _LAZY.update({"load_brain_mr": "brain_mr", "brain_mr_files": "brain_mr", "BRAIN_MR_CLASSES": "brain_mr",
               "BRAIN_MR_FILES": "brain_mr", "BRAIN_MR_SHA256": "brain_mr"})
 

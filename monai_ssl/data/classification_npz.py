@@ -108,7 +108,7 @@ def check_task_labels(splits: Mapping[str, Sequence[Mapping[str, Any]]], task: s
     Raises:
         ValueError: naming ``src``, what the labels hold, and the ``--task`` / ``--num_classes`` that fit them.
     """
-    from ..evaluation.metrics import TASKS
+    from ..metrics.classification import TASKS
 
     if task not in TASKS:
         raise ValueError(f"config key 'task' must be one of {TASKS}, got {task!r}")
@@ -156,7 +156,7 @@ def check_task_config(task: str, num_classes: int, class_names: Sequence[str], c
     Raises:
         ValueError: naming the config key, the values and the fix.
     """
-    from ..evaluation.metrics import TASKS
+    from ..metrics.classification import TASKS
 
     if task not in TASKS:
         raise ValueError(f"config key 'task' must be one of {TASKS}, got {task!r}")

@@ -304,7 +304,8 @@ def _scan_files(folder: Path, recursive: bool) -> tuple[list[Path], list[Skipped
                     continue
                 if real is not None and str(real) in scanned:
                     skipped.append(SkippedFile(str(path), f"symlinked folder to {real}, already scanned as "
-                                                          f"{scanned[str(real)]}; not followed (a loop or a second link)"))
+                                                          f"{scanned[str(real)]}; not followed "
+                                                          "(a loop or a second link)"))
                 elif real is not None and inside(real):
                     skipped.append(SkippedFile(str(path), f"symlinked folder to {real}, inside the scanned folder: "
                                                           "its files are scanned there; not followed"))
@@ -370,8 +371,8 @@ def datalist_from_dicom(
     Rows/Columns, has truncated uncompressed pixel data, or (``check_pixels=True``) its pixels cannot be decoded.
     Entries that are not regular files (FIFOs, sockets, devices) or cannot be stat'ed (dangling links) are skipped
     and reported without being opened. Symlinked series folders are followed; a symlink into the scanned tree (its
-    files are listed at their own path) or back to a folder already scanned (a loop) is reported, not followed. Whether a file is DICOM is decided by its content, whatever its name
-    (``.dcm``, Siemens ``.IMA``, no extension).
+    files are listed at their own path) or back to a folder already scanned (a loop) is reported, not followed.
+    Whether a file is DICOM is decided by its content, whatever its name (``.dcm``, Siemens ``.IMA``, no extension).
 
     Args:
         folder: the folder to scan.

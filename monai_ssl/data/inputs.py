@@ -16,21 +16,28 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".dcm", ".dicom")
 
 
 def list_image_files(input_path: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
-    """Image files to predict: a folder (searched recursively for :data:`IMAGE_SUFFIXES`), one file, a list of
-    files, or a ``.txt`` file listing one path per line.
+    """Image files to predict: a folder, one file, a list of files, or a ``.txt`` file listing one path per line.
+
+    A folder is searched recursively and every file in it is listed (hidden ``.*`` files and folders aside), so
+    that an inference report has a row for each: DICOM files without an extension (``.IMA``, none) are images,
+    and a file that is not an image gets its reason in the report rather than being passed over in silence.
 
     Raises:
         FileNotFoundError: naming the config key ``input_path`` and the missing path(s).
-        ValueError: a folder without image files.
+        ValueError: a folder with no image file (no :data:`IMAGE_SUFFIXES` name, no DICOM content).
     """
 
     if isinstance(input_path, (str, os.PathLike)):
         p = Path(require_path(input_path, "input_path"))
         if p.is_dir():
-            files = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.name.lower().endswith(IMAGE_SUFFIXES))
-            if not files:
-                raise ValueError(f"config key 'input_path': no image files ({', '.join(IMAGE_SUFFIXES)}) in {p}")
-            return files
+            from ..transforms.io import _is_dicom
+
+            files = sorted(f for f in p.rglob("*") if f.is_file()
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not any(f.name.lower().endswith(IMAGE_SUFFIXES) or _is_dicom(f) for f in files):
+                raise ValueError(f"config key 'input_path': no image files ({', '.join(IMAGE_SUFFIXES)} or DICOM) "
+                                 f"in {p}")
+            return [str(f) for f in files]
         if p.suffix.lower() == ".txt":
             return list_image_files([ln.strip() for ln in p.read_text().splitlines() if ln.strip()])
         return [str(p)]

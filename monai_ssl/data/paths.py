@@ -69,7 +69,8 @@ def load_npz(path: str | os.PathLike, required_keys: Sequence[str] = ()) -> dict
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise DataIntegrityError(f"{path}: not a readable .npz file ({type(e).__name__}: {e}); it may be truncated") from e
+        raise DataIntegrityError(
+            f"{path}: not a readable .npz file ({type(e).__name__}: {e}); it may be truncated") from e
     missing = [k for k in required_keys if k not in arrays]
     if missing:
         raise DataIntegrityError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")

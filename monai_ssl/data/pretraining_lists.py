@@ -1,4 +1,7 @@
-"""Pretraining datalists (``micle_pretrain`` / ``mae_pretrain`` bundles): the shipped npz files by default, or a user CSV/JSON datalist."""
+"""Pretraining datalists (``micle_pretrain`` / ``mae_pretrain`` bundles).
+
+The shipped npz files by default, or a user CSV/JSON datalist.
+"""
 
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ class SSLTrainer(Trainer):
         network: the model being trained.
         optimizer: its optimizer.
         loss_function: the SSL loss (used by subclasses).
-        prepare_batch: batch preparation; defaults to moving every tensor of the batch dict to ``device``.
+        prepare_batch: batch preparation; defaults to moving every tensor of the batch dict to ``device``
+            (:class:`~monai_ssl.engines.DeviceViews` also makes the views there; one with ``attach`` gets the engine).
         amp: use automatic mixed precision.
         amp_dtype: ``torch.bfloat16`` (default) or ``torch.float16`` (adds a ``GradScaler``; the steps it skips on
             inf/NaN gradients are counted in ``skipped_steps`` and a run that skipped 1 % or more ends with a warning --
@@ -119,8 +120,10 @@ class SSLTrainer(Trainer):
         self.grad_scaler = torch.amp.GradScaler(torch.device(device).type, enabled=use_scaler)
         self.skipped_steps = 0  # optimizer steps the fp16 GradScaler skipped (inf/NaN gradients) in this run
         self._steps = 0  # optimizer steps tried in this run (a resumed run starts at a later iteration)
+        if hasattr(prepare_batch, "attach"):  # e.g. DeviceViews: seeds its draws from the engine's iteration
+            prepare_batch.attach(self)
 
-    def run(self) -> None:  # noqa: D102 - keep our scaler (MONAI's Trainer.run makes a CUDA-only one)
+    def run(self) -> None:
         self.scaler = self.grad_scaler
         self.skipped_steps = self._steps = 0
         super(Trainer, self).run()

@@ -1,10 +1,12 @@
-"""Curricular self-supervised learning (Tamé et al. 2023; Sirotkin et al. 2021; METHODS.md §2).
+"""Curricular self-supervised learning, the components (Tamé et al. 2023; Sirotkin et al. 2021).
 
 The curriculum is over **pretext tasks**, not samples: one backbone is trained through a sequence of stages
 (e.g. rotation -> jigsaw -> contrastive); each stage wraps the *current* backbone in its own task head, trains
 it with a fresh optimiser and schedule, then drops the head and hands the backbone to the next stage. The order
 is given by the user, ranked by a short linear-probe run per task (weakest first, so the most transferable task
-comes last), or found by exhaustive search over the orders of <= 3 tasks.
+comes last), or found by exhaustive search over the orders of <= 3 tasks: that orchestration
+(:func:`~monai_ssl.apps.run_curriculum`, :func:`~monai_ssl.apps.rank_by_probe`, :func:`~monai_ssl.apps.search_order`)
+lives in :mod:`monai_ssl.apps.curriculum`; this module holds the stage object, its trainers and :func:`run_stage`.
 
 Stage types and their thin trainers:
 
@@ -22,13 +24,9 @@ Stage types and their thin trainers:
 
 from __future__ import annotations
 
-import copy
-import itertools
-import json
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,20 +35,11 @@ from monai.data import MetaTensor
 from torch import nn
 from torch.optim import Optimizer
 
+from ..optimizers import build_optimizer, warmup_cosine_schedule
 from ..utils.enums import SSLKeys
 from .base import SSLTrainer
-from .optim import build_optimizer, warmup_cosine_schedule
 
-__all__ = [
-    "CLASSIFICATION_TASKS",
-    "CurriculumStage",
-    "PretextTrainer",
-    "linear_ramp",
-    "run_stage",
-    "rank_by_probe",
-    "search_order",
-    "run_curriculum",
-]
+__all__ = ["CLASSIFICATION_TASKS", "CurriculumStage", "PretextTrainer", "linear_ramp", "run_stage"]
 
 CLASSIFICATION_TASKS = ("rotation", "jigsaw", "relative_location")
 PRETEXT_LABEL = "pretext_label"
@@ -131,7 +120,8 @@ class CurriculumStage:
 def linear_ramp(start: float, end: float, ramp_fraction: float = 0.3) -> Callable[[float], float]:
     """``f(progress)``: ``start`` at 0, linear to ``end`` at ``ramp_fraction``, constant after.
 
-    METHODS.md §2.3 (optional, ours): e.g. crop minimum area ``linear_ramp(0.6, 0.08)`` within a stage.
+    An addition of ours, not from the curricular-SSL papers: e.g. crop minimum area ``linear_ramp(0.6, 0.08)``
+    within a stage.
     """
     if not 0 < ramp_fraction <= 1:
         raise ValueError(f"ramp_fraction must be in (0, 1], got {ramp_fraction}")
@@ -146,9 +136,8 @@ def _default_model(stage: CurriculumStage, encoder: nn.Module, feature_dim: int)
 
         return build_pretext_head(stage.task, encoder, feature_dim, **stage.head_kwargs)
     if stage.task == "contrastive":
-        from ..networks.nets.contrastive import ContrastiveModel
-
         from ..networks.blocks.heads import ProjectionHead
+        from ..networks.nets.contrastive import ContrastiveModel
 
         return ContrastiveModel(encoder, ProjectionHead(feature_dim, **stage.head_kwargs))
     raise ValueError(f"stage '{stage.label}': no default head for task '{stage.task}'; pass model_fn.")
@@ -218,7 +207,8 @@ def run_stage(
         optimizer=optimizer, loss_function=_default_loss(stage, model), **kwargs,
     )
     if stage.schedule:
-        scheduler_fn = stage.scheduler_fn or (lambda opt, total: warmup_cosine_schedule(opt, max(1, total // 10), total))
+        scheduler_fn = stage.scheduler_fn or (
+            lambda opt, total: warmup_cosine_schedule(opt, max(1, total // 10), total))
         scheduler = scheduler_fn(optimizer, steps)
         trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda _: scheduler.step())
     if stage.on_progress is not None:
@@ -240,121 +230,3 @@ def run_stage(
     trainer.run()
     return {"task": stage.task, "name": stage.label, "epochs": stage.epochs, "iterations": trainer.state.iteration,
             "epoch_losses": epoch_losses, "seconds": time.perf_counter() - start}
-
-
-def _run_sequence(
-    stages: Sequence[CurriculumStage], encoder: nn.Module, feature_dim: int, device: torch.device | str,
-    output_dir: Path | None,
-) -> list[dict[str, Any]]:
-    summaries = []
-    for i, stage in enumerate(stages):
-        summary = run_stage(stage, encoder, feature_dim, device)
-        summary["index"] = i
-        if output_dir is not None:
-            path = output_dir / f"stage{i}_{stage.label}_encoder.pt"
-            torch.save({k: v.detach().cpu() for k, v in encoder.state_dict().items()}, path)
-            summary["checkpoint"] = str(path)
-        summaries.append(summary)
-    return summaries
-
-
-def rank_by_probe(
-    stages: Sequence[CurriculumStage], encoder: nn.Module, feature_dim: int, probe_fn: Callable[[nn.Module], float],
-    device: torch.device | str = "cpu", probe_epochs: int | None = None,
-) -> list[tuple[str, float]]:
-    """Train each stage alone (from a copy of ``encoder``, ``probe_epochs`` each), score it with ``probe_fn``.
-
-    Args:
-        probe_fn: ``probe_fn(encoder) -> score``, higher is better (e.g. linear-probe AUC on a labelled val split).
-        probe_epochs: short budget per task (default: each stage's own epochs).
-
-    Returns:
-        ``[(stage label, score), ...]`` sorted from the weakest to the strongest task.
-    """
-    scores = []
-    for stage in stages:
-        trial = copy.deepcopy(encoder)
-        run_stage(replace(stage, epochs=probe_epochs or stage.epochs), trial, feature_dim, device)
-        scores.append((stage.label, float(probe_fn(trial))))
-    return sorted(scores, key=lambda s: s[1])
-
-
-def search_order(
-    stages: Sequence[CurriculumStage], encoder: nn.Module, feature_dim: int, probe_fn: Callable[[nn.Module], float],
-    device: torch.device | str = "cpu", probe_epochs: int | None = None, max_tasks: int = 3,
-) -> list[tuple[tuple[str, ...], float]]:
-    """Exhaustive search: run every order of the stages (from copies of ``encoder``) and score each with ``probe_fn``.
-
-    Returns:
-        ``[(order, score), ...]`` best first. Raises ``ValueError`` for more than ``max_tasks`` stages (n! runs).
-    """
-    if len(stages) > max_tasks:
-        raise ValueError(f"exhaustive search over {len(stages)} tasks is {len(stages)}! runs; max_tasks={max_tasks}.")
-    results = []
-    for perm in itertools.permutations(stages):
-        trial = copy.deepcopy(encoder)
-        short = [replace(s, epochs=probe_epochs or s.epochs) for s in perm]
-        _run_sequence(short, trial, feature_dim, device, None)
-        results.append((tuple(s.label for s in perm), float(probe_fn(trial))))
-    return sorted(results, key=lambda r: -r[1])
-
-
-def run_curriculum(
-    stages: Sequence[CurriculumStage],
-    encoder: nn.Module,
-    feature_dim: int,
-    order: str | Sequence[str] = "user",
-    probe_fn: Callable[[nn.Module], float] | None = None,
-    probe_epochs: int | None = None,
-    device: torch.device | str = "cpu",
-    output_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train ``encoder`` in place through a curriculum of pretext-task stages and return a summary.
-
-    Args:
-        stages: the task pool, each a :class:`CurriculumStage` (user order = list order; e.g. rotation -> jigsaw
-            -> contrastive, METHODS.md's default).
-        encoder: backbone returning pooled ``(B, F)`` features or ``(B, F, *spatial)`` maps; trained in place.
-        feature_dim: F.
-        order: ``"user"``; ``"probe"`` (each task alone for ``probe_epochs``, ordered weakest -> strongest by
-            ``probe_fn``); ``"search"`` (every order of <= 3 tasks, best ``probe_fn`` score kept); or an explicit
-            sequence of stage labels.
-        probe_fn: ``probe_fn(encoder) -> score`` (higher is better), required for ``"probe"``/``"search"``.
-        probe_epochs: budget per stage during ranking/search (default: the stage's epochs).
-        device: training device.
-        output_dir: where to write ``stage<i>_<name>_encoder.pt`` (encoder state dict after each stage, loadable
-            with ``torch.load(..., weights_only=True)``) and ``summary.json``.
-
-    Returns:
-        ``{"order": [labels], "stages": [per-stage summary], "probe": ranking or search scores or None}``.
-    """
-    by_label = {s.label: s for s in stages}
-    if len(by_label) != len(stages):
-        raise ValueError(f"stage labels must be unique, got {[s.label for s in stages]}; set CurriculumStage.name.")
-    probe: Any = None
-    if isinstance(order, str) and order in ("probe", "search"):
-        if probe_fn is None:
-            raise ValueError(f"order='{order}' needs a probe_fn(encoder) -> score.")
-        if order == "probe":
-            probe = rank_by_probe(stages, encoder, feature_dim, probe_fn, device, probe_epochs)
-            labels = [name for name, _ in probe]
-        else:
-            probe = search_order(stages, encoder, feature_dim, probe_fn, device, probe_epochs)
-            labels = list(probe[0][0])
-    elif isinstance(order, str) and order == "user":
-        labels = list(by_label)
-    elif isinstance(order, str):
-        raise ValueError(f"order must be 'user', 'probe', 'search' or a sequence of stage labels, got '{order}'.")
-    else:
-        labels = list(order)
-        unknown = [name for name in labels if name not in by_label]
-        if unknown:
-            raise ValueError(f"unknown stage labels {unknown}; stages are {list(by_label)}.")
-    out_dir = Path(output_dir) if output_dir is not None else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    summaries = _run_sequence([by_label[n] for n in labels], encoder, feature_dim, device, out_dir)
-    result = {"order": labels, "stages": summaries, "probe": probe}
-    if out_dir is not None:
-        (out_dir / "summary.json").write_text(json.dumps(result, indent=2, default=str))
-    return result

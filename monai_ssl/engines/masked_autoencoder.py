@@ -26,7 +26,8 @@ class MaskedAutoencoderTrainer(SSLTrainer):
         image_key: batch key of the images.
         other arguments: see :class:`~monai_ssl.engines.SSLTrainer`.
 
-    ``engine.state.output`` holds ``loss`` (scalar), ``pred`` (B, L, P) and ``mask`` (B, L), detached.
+    ``engine.state.output`` holds ``loss`` (scalar), ``pred`` (B, L, P), ``mask`` (B, L) and the input ``image``
+    the network saw (after ``prepare_batch``, e.g. on-device views), detached.
 
     Example::
 
@@ -50,4 +51,4 @@ class MaskedAutoencoderTrainer(SSLTrainer):
             image = image.as_tensor()
         pred, mask = engine.network(image)
         loss = engine.loss_function(pred, image, mask)
-        return {SSLKeys.LOSS.value: loss, SSLKeys.PRED.value: pred, SSLKeys.MASK.value: mask}
+        return {SSLKeys.LOSS.value: loss, SSLKeys.PRED.value: pred, SSLKeys.MASK.value: mask, self.image_key: image}

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .metrics import TASKS, classification_metrics
+from ..metrics.classification import TASKS, classification_metrics
 
-__all__ = ["logits_to_probabilities", "ensemble_probabilities", "ensemble_evaluate"]
+__all__ = ["ensemble_evaluate", "ensemble_probabilities", "logits_to_probabilities"]
 
 
 def logits_to_probabilities(logits: torch.Tensor, task: str = "multiclass") -> torch.Tensor:

@@ -26,13 +26,13 @@ from ..utils.enums import SSLKeys
 
 __all__ = [
     "TASKS",
-    "layer_id_fn",
-    "layerwise_lr_decay_groups",
-    "classification_loss",
     "balanced_class_weights",
-    "predict_proba",
+    "classification_loss",
     "compute_auc",
     "finetune_classifier",
+    "layer_id_fn",
+    "layerwise_lr_decay_groups",
+    "predict_proba",
 ]
 
 TASKS = ("binary", "multiclass", "multilabel")
@@ -231,9 +231,9 @@ def predict_proba(
 
 
 def compute_auc(probs: torch.Tensor, labels: torch.Tensor, task: str = "binary") -> float:
-    """ROC AUC of :func:`~monai_ssl.evaluation.metrics.classification_metrics`: binary on the positive-class
+    """ROC AUC of :func:`~monai_ssl.metrics.classification_metrics`: binary on the positive-class
     probability, multiclass one-vs-rest macro, multilabel macro over classes; NaN when only one class is present."""
-    from .metrics import auc_score
+    from ..metrics.classification import auc_score
 
     return auc_score(probs, labels, task)
 
@@ -294,10 +294,10 @@ def finetune_classifier(
     from monai.engines import SupervisedTrainer
     from monai.handlers import LrScheduleHandler
 
-    from ..engines.optim import param_groups_without_decay, warmup_cosine_schedule
     from ..handlers.nan_guard import NaNGuard
     from ..networks.freezing import freeze_encoder as freeze
     from ..networks.freezing import unfreeze_encoder
+    from ..optimizers import param_groups_without_decay, warmup_cosine_schedule
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got '{task}'")
@@ -332,7 +332,8 @@ def finetune_classifier(
     history: dict[str, Any] = {"train_loss": [], "val_auc": [], "best_epoch": None, "best_val_auc": math.nan}
     running: list[float] = []
     best_state: dict[str, torch.Tensor] | None = None
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: running.append(float(e.state.output["loss"].detach())))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: running.append(float(e.state.output["loss"].detach())))
 
     def _epoch_done(engine: Any) -> None:
         nonlocal best_state

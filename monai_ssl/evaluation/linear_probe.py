@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .knn import extract_features, knn_predict
-from .metrics import TASKS, classification_metrics, classification_report
+from ..metrics.classification import TASKS, classification_metrics, classification_report
+from ..metrics.knn import extract_features, knn_predict
 
-__all__ = ["LinearProbe", "fit_linear_probe", "linear_probe_evaluate", "knn_evaluate", "DEFAULT_L2_GRID"]
+__all__ = ["DEFAULT_L2_GRID", "LinearProbe", "fit_linear_probe", "knn_evaluate", "linear_probe_evaluate"]
 
 logger = logging.getLogger(__name__)
 

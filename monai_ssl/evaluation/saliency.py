@@ -19,7 +19,7 @@ import torch
 from monai.utils import optional_import
 from torch import nn
 
-__all__ = ["gradcam_maps", "gradcam_overlays", "save_overlay", "cam_fraction_in_roi", "vit_attention_map"]
+__all__ = ["cam_fraction_in_roi", "gradcam_maps", "gradcam_overlays", "save_overlay", "vit_attention_map"]
 
 def _normalise_per_sample(x: torch.Tensor) -> torch.Tensor:
     """Min-max scale each sample of (B, ...) to [0, 1]; a constant sample becomes all zeros."""

@@ -16,8 +16,8 @@ __all__ = ["init_segmentation_network", "segmentation_network"]
 logger = logging.getLogger(__name__)
 
 
-def segmentation_network(arch: str, spatial_dims: int, in_channels: int, num_classes: int, roi_size: int | Sequence[int],
-                  networks: Mapping[str, Mapping[str, Any]]) -> nn.Module:
+def segmentation_network(arch: str, spatial_dims: int, in_channels: int, num_classes: int,
+                         roi_size: int | Sequence[int], networks: Mapping[str, Mapping[str, Any]]) -> nn.Module:
     """Randomly initialised MONAI ``SwinUNETR`` or ``UNETR`` with the keyword arguments ``networks[arch]``.
 
     Raises:

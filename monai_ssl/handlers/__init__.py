@@ -4,12 +4,22 @@ weights check."""
 
 from __future__ import annotations
 
-from .checkpoint import LOCK_NAME, BestMetricState, ResumeConfigError, RNGState, RunLockError, SSLCheckpointHandler
-from .checkpoint import checkpoint_files, latest_checkpoint, load_checkpoint
+from .checkpoint import (
+    LOCK_NAME,
+    BestMetricState,
+    ResumeConfigError,
+    RNGState,
+    RunLockError,
+    SSLCheckpointHandler,
+    checkpoint_files,
+    latest_checkpoint,
+    load_checkpoint,
+)
 from .classification_report import ClassificationReportHandler
 from .encoder_export import EncoderExportHandler, atomic_write, export_encoder, unwrap_model
 from .knn_monitor import KNNMonitor
 from .logging import attach_default_handlers, loss_from_output
+from .model_contract import ModelContractWriter
 from .nan_guard import NaNGuard, NonFiniteLossError
 from .pair_schedule import PairModeSchedule
 from .prediction_csv import PredictionCSVWriter
@@ -23,6 +33,7 @@ __all__ = [
     "ClassificationReportHandler",
     "EncoderExportHandler",
     "KNNMonitor",
+    "ModelContractWriter",
     "NaNGuard",
     "NonFiniteLossError",
     "PairModeSchedule",

@@ -152,7 +152,8 @@ class RNGState:
             )
         generators, saved_generators = self._generators(), list(state.get("generators", []))
         loaders, saved_loaders = self._loaders(), list(state.get("loaders", []))
-        for what, now, saved in (("generators", generators, saved_generators), ("seeded loaders", loaders, saved_loaders)):
+        pairs = (("generators", generators, saved_generators), ("seeded loaders", loaders, saved_loaders))
+        for what, now, saved in pairs:
             if len(now) != len(saved):
                 raise ValueError(f"checkpoint holds {len(saved)} data {what}, this pipeline has {len(now)}: the data "
                                  "pipeline differs from the one that was checkpointed")

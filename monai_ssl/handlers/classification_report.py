@@ -78,7 +78,7 @@ class ClassificationReportHandler:
         task: str = "binary",
         class_names: Sequence[str] | None = None,
     ) -> None:
-        from ..evaluation.metrics import TASKS
+        from ..metrics.classification import TASKS
 
         if task not in TASKS:
             raise ValueError(f"config key 'task' must be one of {TASKS}, got {task!r}")
@@ -110,7 +110,7 @@ class ClassificationReportHandler:
             self._groups.append(str(group) if group is not None else str(len(self._groups)))
 
     def _report(self, engine: Engine) -> None:
-        from ..evaluation import classification_metrics, classification_report
+        from ..metrics import classification_metrics, classification_report
 
         if not self._groups:
             raise ValueError(f"evaluate ({self.name}): the evaluated split is empty")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from ignite.engine import Engine, Events
 
-from ..evaluation.knn import extract_features, knn_predict
+from ..metrics.knn import extract_features, knn_predict
 
 __all__ = ["KNNMonitor"]
 
@@ -27,7 +27,7 @@ class KNNMonitor:
         train_loader: dict batches with ``image`` and ``label`` (the memory bank).
         val_loader: dict batches to classify.
         num_classes: number of classes.
-        k, temperature: kNN settings (see :func:`~monai_ssl.evaluation.knn_predict`).
+        k, temperature: kNN settings (see :func:`~monai_ssl.metrics.knn_predict`).
         every: run every N epochs.
         prefix: metric name prefix.
     """

@@ -46,7 +46,7 @@ def reconstruction_grid(
         ``(H_grid, W_grid, 3)`` uint8 array; each row is min-max scaled by its input's range.
     """
     n = min(int(max_images), image.shape[0])
-    image, pred, mask = image[:n].detach().float().cpu(), pred[:n].detach().float().cpu(), mask[:n].detach().float().cpu()
+    image, pred, mask = (t[:n].detach().float().cpu() for t in (image, pred, mask))
     spatial = tuple(image.shape[2:])
     target = patchify(image, patch_size)
     if pred.shape != target.shape:
@@ -79,8 +79,9 @@ def reconstruction_grid(
 class ReconstructionImageHandler:
     """Every ``every_n_epochs`` epochs, render the last batch's reconstructions as PNG and/or to TensorBoard.
 
-    Reads the input from ``engine.state.batch[image_key]`` and ``pred``/``mask`` from ``engine.state.output``
-    (as written by :class:`~monai_ssl.engines.MaskedAutoencoderTrainer`).
+    Reads ``pred``/``mask`` and the input the network saw from ``engine.state.output`` (as written by
+    :class:`~monai_ssl.engines.MaskedAutoencoderTrainer`; views made on the device are there only), else the input
+    from ``engine.state.batch[image_key]``.
 
     Args:
         output_dir: folder for ``{prefix}_epoch{epoch:04d}.png`` files (``None``: no PNG).
@@ -135,6 +136,8 @@ class ReconstructionImageHandler:
 
     def __call__(self, engine: Engine) -> None:
         output, batch = engine.state.output, engine.state.batch
+        if isinstance(output, dict) and self.image_key in output:  # the prepared input (e.g. on-device views)
+            batch = output
         for key, src, name in ((self.pred_key, output, "output"), (self.mask_key, output, "output"),
                                (self.image_key, batch, "batch")):
             if not isinstance(src, dict) or key not in src:

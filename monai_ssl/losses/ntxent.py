@@ -79,7 +79,8 @@ class NTXentLoss(nn.Module):
     def _stack_views(z1: torch.Tensor, z2: torch.Tensor | None) -> torch.Tensor:
         if z2 is not None:
             if z1.ndim != 2 or z1.shape != z2.shape:
-                raise ValueError(f"z1 and z2 must both be (B, D) of equal shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+                raise ValueError(f"z1 and z2 must both be (B, D) of equal shape, "
+                                 f"got {tuple(z1.shape)} and {tuple(z2.shape)}")
             return torch.stack([z1, z2])
         if z1.ndim != 3 or z1.shape[0] < 2:
             raise ValueError(f"a single input must be (V, B, D) with V >= 2 views, got {tuple(z1.shape)}")

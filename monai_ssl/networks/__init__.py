@@ -6,6 +6,7 @@ from .blocks import ProjectionHead
 from .classifier_init import prepare_classifier
 from .freezing import freeze_encoder, unfreeze_encoder
 from .masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
+from .masking import EntropyGuidedMasking, MaskGenerator, RandomMasking, build_masking
 from .nets import ContrastiveModel, pool_features
 from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     ConvNeXt,
@@ -15,6 +16,15 @@ from .nets import (  # ConvNeXt / ConvNeXt-MAE / Swin-MAE
     convnext_small,
     convnext_tiny,
     swin_mae_to_swinunetr,
+)
+from .nets import (  # factories for the usual MAE sizes
+    convnext_mae_small,
+    convnext_mae_tiny,
+    mae_vit_base_patch16,
+    mae_vit_large_patch16,
+    mae_vit_small_patch16,
+    swin_mae_swinunetr,
+    swin_mae_tiny,
 )
 from .patching import patchify, unpatchify
 from .nets.mae import mae_vit_to_monai_vit
@@ -59,4 +69,14 @@ __all__ += [  # the one pretrained-weights door and its registry of kinds
     "register_pretrained_kind",
 ]
 __all__ += ["freeze_encoder", "unfreeze_encoder"]  # linear probing: frozen encoder, BN statistics kept
+__all__ += ["EntropyGuidedMasking", "MaskGenerator", "RandomMasking", "build_masking"]  # mask generators
+__all__ += [  # MAE factories
+    "convnext_mae_small",
+    "convnext_mae_tiny",
+    "mae_vit_base_patch16",
+    "mae_vit_large_patch16",
+    "mae_vit_small_patch16",
+    "swin_mae_swinunetr",
+    "swin_mae_tiny",
+]
 __all__ += ["prepare_classifier"]  # fine-tune / linear-probe set-up from a pretrained encoder

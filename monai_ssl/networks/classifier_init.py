@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 
 def _check_stem_stride(network: nn.Module, pretrained_ckpt: str | os.PathLike) -> None:
     """Warn when the encoder export's sidecar (``<ckpt>.json``, see ``export_encoder``) records a
-    ``conv1_t_stride`` other than the stride of ``network.conv1``: the weights fit, but the filters see another scale."""
+    ``conv1_t_stride`` other than the stride of ``network.conv1``: the weights fit, but the filters see another
+    scale."""
     sidecar = Path(f"{pretrained_ckpt}.json")
     conv1 = getattr(network, "conv1", None)
     if not sidecar.is_file() or not isinstance(getattr(conv1, "stride", None), tuple):

@@ -1,5 +1,11 @@
 """Mask generators shared by every masked-autoencoder variant (ViT-MAE, Swin-MAE, ConvNeXt-MAE).
 
+The networks take a mask generator object, :class:`RandomMasking` (uniform, as MAE: He et al., "Masked
+Autoencoders Are Scalable Vision Learners", CVPR 2022; FCMAE: Woo et al., "ConvNeXt V2", CVPR 2023;
+VIS-MAE: Liu et al., MLMI 2024, arXiv:2402.01034) or :class:`EntropyGuidedMasking` (Florindo & Moura,
+"Entropy-Guided Self-Supervised Learning for Medical Image Classification", arXiv:2605.21970, 2026); both
+are thin wrappers over the functions below, which hold the implementation.
+
 A *mask unit* is the cell a mask decision is made for: a ViT patch, a 4x4-token block of Swin-MAE, a
 32-pixel unit of ConvNeXt-MAE. Units are numbered row-major over the unit grid (last spatial axis
 fastest), the same order as :func:`monai_ssl.networks.patching.patchify` and as MONAI's
@@ -19,6 +25,7 @@ when one is given). They return the same triple:
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -29,6 +36,11 @@ __all__ = [
     "unit_entropy",
     "entropy_guided_mask",
     "block_mask_to_tokens",
+    "MaskGenerator",
+    "RandomMasking",
+    "EntropyGuidedMasking",
+    "MASKING_MODES",
+    "build_masking",
 ]
 
 
@@ -46,7 +58,8 @@ def num_masked_units(num_units: int, mask_ratio: float) -> int:
 
 
 def _rand(batch_size: int, num_units: int, device, generator: torch.Generator | None) -> torch.Tensor:
-    """Uniform ``[0, 1)`` noise; ``generator`` only passed when given (keeps ``torch.compile`` dynamic shapes working)."""
+    """Uniform ``[0, 1)`` noise; ``generator`` only passed when given (keeps ``torch.compile`` dynamic shapes
+    working)."""
     if generator is None:
         return torch.rand(batch_size, num_units, device=device)
     return torch.rand(batch_size, num_units, device=device, generator=generator)
@@ -100,13 +113,21 @@ def _unit_grid(spatial: Sequence[int], unit_size: Sequence[int]) -> list[int]:
     return grid
 
 
+def _unit_tuple(unit_size: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
+    usize = (int(unit_size),) * spatial_dims if isinstance(unit_size, int) else tuple(int(u) for u in unit_size)
+    if len(usize) != spatial_dims:
+        raise ValueError(f"unit_size {unit_size} does not match {spatial_dims} spatial dims.")
+    return usize
+
+
 def unit_entropy(
     image: torch.Tensor,
     unit_size: int | Sequence[int],
     bins: int = 32,
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> torch.Tensor:
-    """Shannon entropy (bits) of the luminance histogram of every mask unit (METHODS.md §3.5).
+    """Shannon entropy (bits) of the luminance histogram of every mask unit (entropy-guided masking, Florindo &
+    Moura, arXiv:2605.21970).
 
     Luminance ``Y`` is the mean over channels, clipped to ``value_range`` and histogrammed into ``bins``
     equal bins (the bin index is computed arithmetically, which equals ``torch.bucketize`` on equal-width
@@ -131,9 +152,7 @@ def unit_entropy(
         raise ValueError(f"value_range must satisfy high > low, got {value_range}.")
     spatial = tuple(image.shape[2:])
     nd = len(spatial)
-    usize = (int(unit_size),) * nd if isinstance(unit_size, int) else tuple(int(u) for u in unit_size)
-    if len(usize) != nd:
-        raise ValueError(f"unit_size {unit_size} does not match {nd} spatial dims.")
+    usize = _unit_tuple(unit_size, nd)
     grid = _unit_grid(spatial, usize)
 
     lum = image.detach().float().mean(dim=1)  # (B, *spatial)
@@ -164,7 +183,7 @@ def entropy_guided_mask(
     generator: torch.Generator | None = None,
     eps: float = 1e-6,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Entropy-guided mask (METHODS.md §3.5).
+    """Entropy-guided mask (Florindo & Moura, arXiv:2605.21970; the exact rule is not published, this is ours).
 
     Per image: ``Ĥ = (H - mean H) / (std H + eps)``, ``π = softmax(beta * Ĥ)``, ``K = round(r * L)``,
     ``K_e = round(lam * K)`` units drawn without replacement from ``π`` by Gumbel-top-k on
@@ -234,3 +253,163 @@ def block_mask_to_tokens(mask: torch.Tensor, unit_grid: Sequence[int], block_siz
         view_shape += [g, 1]
         expand_shape += [g, s]
     return mask.reshape(view_shape).expand(expand_shape).reshape(b, -1)
+
+
+class MaskGenerator(ABC):
+    """Interface of the mask generators the masked autoencoders take (``masking=`` argument).
+
+    A generator holds the masking rule and its default ratio; the network supplies the unit size (its patch, or
+    its block of tokens) and, per call, an optional ``torch.Generator`` and a ratio override. Generators hold no
+    tensors and no random state: every draw comes from ``generator`` (or the global RNG when it is ``None``).
+
+    Args:
+        mask_ratio: default share of units masked per sample, in ``[0, 1]``; exactly ``round(r * L)`` per row.
+
+    Raises:
+        ValueError: when ``mask_ratio`` is outside ``[0, 1]``.
+    """
+
+    #: short name, as the bundles' ``mask_mode`` key spells it (see :data:`MASKING_MODES`)
+    mode: str = ""
+
+    def __init__(self, mask_ratio: float = 0.75) -> None:
+        if not 0.0 <= float(mask_ratio) <= 1.0:
+            raise ValueError(f"mask_ratio must be in [0, 1], got {mask_ratio}.")
+        self.mask_ratio = float(mask_ratio)
+
+    def __call__(
+        self,
+        images: torch.Tensor,
+        unit_size: int | Sequence[int],
+        generator: torch.Generator | None = None,
+        mask_ratio: float | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw a unit mask for ``images``.
+
+        Args:
+            images: ``(B, C, *spatial)`` with 2 or 3 spatial dims, each divisible by the unit size.
+            unit_size: mask-unit edge in pixels, an int or one per spatial dim; the unit grid is
+                ``spatial // unit_size`` and ``L = prod(grid)``.
+            generator: optional ``torch.Generator`` on ``images.device``.
+            mask_ratio: overrides ``self.mask_ratio`` for this call.
+
+        Returns:
+            ``(mask (B, L) float, ids_shuffle (B, L) long, ids_restore (B, L) long)``, units row-major over the
+            unit grid (see the module docstring).
+        """
+        if images.ndim not in (4, 5):
+            raise ValueError(f"images must be (B, C, H, W) or (B, C, H, W, D), got shape {tuple(images.shape)}.")
+        usize = _unit_tuple(unit_size, images.ndim - 2)
+        grid = _unit_grid(images.shape[2:], usize)
+        ratio = self.mask_ratio if mask_ratio is None else float(mask_ratio)
+        return self._draw(images, usize, grid, ratio, generator)
+
+    @abstractmethod
+    def _draw(
+        self,
+        images: torch.Tensor,
+        unit_size: tuple[int, ...],
+        grid: list[int],
+        mask_ratio: float,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The rule itself: ``unit_size`` and ``grid`` are checked, one entry per spatial dim."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(mask_ratio={self.mask_ratio})"
+
+
+class RandomMasking(MaskGenerator):
+    """Uniform random masking: each sample masks ``round(r * L)`` units chosen uniformly (argsort of uniform
+    noise), as MAE (He et al., CVPR 2022), FCMAE (Woo et al., ConvNeXt V2, CVPR 2023) and VIS-MAE's block masking
+    (Liu et al., 2024). Implemented by :func:`random_unit_mask`.
+
+    Args:
+        mask_ratio: default share of units masked per sample, in ``[0, 1]``.
+
+    Example::
+
+        mask, ids_shuffle, ids_restore = RandomMasking(0.75)(images, unit_size=16)  # images (B, C, 64, 64) -> L = 16
+    """
+
+    mode = "random"
+
+    def _draw(self, images, unit_size, grid, mask_ratio, generator):
+        return random_unit_mask(images.shape[0], math.prod(grid), mask_ratio, device=images.device, generator=generator)
+
+
+class EntropyGuidedMasking(MaskGenerator):
+    """Entropy-guided masking (Florindo & Moura, arXiv:2605.21970, 2026): a share ``lam`` of the masked units is
+    drawn with probability ``softmax(beta * standardised entropy)``, the rest uniformly. Entropy is that of each
+    unit's luminance histogram (:func:`unit_entropy`); the draw is :func:`entropy_guided_mask`.
+
+    Args:
+        mask_ratio: default share of units masked per sample, in ``[0, 1]``.
+        beta: softmax inverse temperature ``β`` (> 0 favours high-entropy units, 0 is uniform).
+        lam: share ``λ`` in ``[0, 1]`` of the masked units chosen by entropy.
+        bins: histogram bins.
+        value_range: ``(low, high)`` intensity range mapped onto the bins.
+
+    Raises:
+        ValueError: ``lam`` outside ``[0, 1]``, ``bins < 1`` or ``high <= low``.
+    """
+
+    mode = "entropy"
+
+    def __init__(
+        self,
+        mask_ratio: float = 0.75,
+        beta: float = 1.0,
+        lam: float = 0.5,
+        bins: int = 32,
+        value_range: tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        super().__init__(mask_ratio)
+        if not 0.0 <= float(lam) <= 1.0:
+            raise ValueError(f"lam must be in [0, 1], got {lam}.")
+        if int(bins) < 1:
+            raise ValueError(f"bins must be >= 1, got {bins}.")
+        if len(value_range) != 2 or not float(value_range[1]) > float(value_range[0]):
+            raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}.")
+        self.beta, self.lam, self.bins = float(beta), float(lam), int(bins)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+
+    def _draw(self, images, unit_size, grid, mask_ratio, generator):
+        entropy = unit_entropy(images, unit_size, bins=self.bins, value_range=self.value_range)
+        return entropy_guided_mask(entropy, mask_ratio, self.beta, self.lam, generator=generator)
+
+    def __repr__(self) -> str:
+        extra = f"beta={self.beta}, lam={self.lam}, bins={self.bins}, value_range={self.value_range}"
+        return f"{type(self).__name__}(mask_ratio={self.mask_ratio}, {extra})"
+
+
+#: mask generators by their ``mode`` name
+MASKING_MODES: dict[str, type[MaskGenerator]] = {cls.mode: cls for cls in (RandomMasking, EntropyGuidedMasking)}
+
+
+def build_masking(mask_mode: str = "random", mask_ratio: float = 0.75, **kwargs) -> MaskGenerator:
+    """The mask generator named ``mask_mode`` (a key of :data:`MASKING_MODES`), for configs that pick it by name.
+
+    Args:
+        mask_mode: ``"random"`` (:class:`RandomMasking`) or ``"entropy"`` (:class:`EntropyGuidedMasking`).
+        mask_ratio: default share of units masked per sample.
+        kwargs: further arguments of that class (``beta``, ``lam``, ``bins``, ``value_range`` for ``"entropy"``).
+
+    Raises:
+        ValueError: unknown ``mask_mode``.
+    """
+    if mask_mode not in MASKING_MODES:
+        raise ValueError(f"mask_mode must be one of {sorted(MASKING_MODES)}, got {mask_mode!r}.")
+    return MASKING_MODES[mask_mode](mask_ratio, **kwargs)
+
+
+def check_masking(masking: MaskGenerator | None, default_ratio: float) -> MaskGenerator:
+    """``masking``, or :class:`RandomMasking` at ``default_ratio`` when ``None``; a clear error for anything else."""
+    if masking is None:
+        return RandomMasking(default_ratio)
+    if not isinstance(masking, MaskGenerator):
+        raise TypeError(
+            f"masking must be a MaskGenerator such as RandomMasking(0.75) or EntropyGuidedMasking(0.75, beta=1.0) "
+            f"(monai_ssl.networks.masking), got {type(masking).__name__}: {masking!r}."
+        )
+    return masking

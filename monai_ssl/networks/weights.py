@@ -95,7 +95,8 @@ def check_weights(tensors: object, what: str, max_abs: float | None = MAX_ABS_WE
             bad.append(f"{name} (max |x| = {peak:.3g})")
     if bad:
         bound = f" or larger than {max_abs:g} in magnitude" if max_abs is not None else ""
-        shown = ", ".join(bad[:max_listed]) + (f", ... (+{len(bad) - max_listed} more)" if len(bad) > max_listed else "")
+        more = f", ... (+{len(bad) - max_listed} more)" if len(bad) > max_listed else ""
+        shown = ", ".join(bad[:max_listed]) + more
         raise NonFiniteWeightsError(
             f"{what}: {len(bad)} of {len(named)} tensors are NaN / inf{bound}, the weights of a diverged run "
             f"(lower the learning rate, enable gradient clipping, check the inputs): {shown}"

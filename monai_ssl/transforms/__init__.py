@@ -11,6 +11,12 @@ from .augmentation import (
     mae_augmentations,
     simclr_augmentations,
 )
+from .batched import (
+    BatchedRandViews,
+    batched_cxr_augmentations,
+    batched_mae_augmentations,
+    batched_simclr_augmentations,
+)
 from .intensity import (
     CLAHE,
     CT_WINDOWS,
@@ -39,7 +45,18 @@ from .intensity import (
     RGBToGrayD,
     RGBToGrayDict,
 )
-from .errors import InputError, ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict
+from .domain import (
+    DICOM_DOMAIN_TAGS,
+    CheckDICOMDomaind,
+    CheckDICOMDomainD,
+    CheckDICOMDomainDict,
+    OutOfDomainError,
+    RejectFlatImaged,
+    RejectFlatImageD,
+    RejectFlatImageDict,
+    check_dicom_domain,
+)
+from .errors import InputError, ReportFileErrorsd, ReportFileErrorsD, ReportFileErrorsDict, file_status
 from .io import LoadMedicalImage, LoadMedicalImaged, LoadMedicalImageD, LoadMedicalImageDict, load_dicom
 from .multiview import RandMultiViewd, RandMultiViewD, RandMultiViewDict
 from .pretext import (

@@ -211,7 +211,8 @@ def simclr_augmentations(
     return Compose(chain)
 
 
-def cxr_augmentations(spatial_size: int | Sequence[int] = 224, crop_scale: tuple[float, float] = (0.08, 1.0)) -> Compose:
+def cxr_augmentations(spatial_size: int | Sequence[int] = 224,
+                      crop_scale: tuple[float, float] = (0.08, 1.0)) -> Compose:
     """Chest X-ray view augmentation of Azizi et al. (METHODS.md §1.4), used for SimCLR and MICLe on CXR.
 
     Random resized crop, horizontal flip, rotation up to 45 degrees, brightness/contrast jitter of strength 0.5,

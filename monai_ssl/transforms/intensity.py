@@ -170,7 +170,8 @@ class HUWindow(Transform):
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if img.shape[0] != 1:
-            raise ValueError(f"HU windowing expects a single-channel CT image, got {img.shape[0]} channels{_source(img)}")
+            raise ValueError(
+                f"HU windowing expects a single-channel CT image, got {img.shape[0]} channels{_source(img)}")
         x = torch.as_tensor(img, dtype=torch.float32)
         out = [((x - (lvl - wid / 2)) / wid).clamp_(0.0, 1.0) for lvl, wid in self.windows]
         return torch.cat(out, dim=0)
@@ -181,7 +182,8 @@ class DicomWindow(Transform):
 
     The window (centre c, width w) maps ``c - w/2 .. c + w/2`` linearly to 0 .. 1, with clipping. A multi-frame
     image (C, H, W, F) whose frames carry different windows (``meta["FrameWindows"]``, enhanced CT/MR/US) gets
-    each frame's own window (a frame without one gets the fallback range below). As :func:`~monai_ssl.transforms.io.load_dicom` mirrors the window of a MONOCHROME1
+    each frame's own window (a frame without one gets the fallback range below). As
+    :func:`~monai_ssl.transforms.io.load_dicom` mirrors the window of a MONOCHROME1
     image when it inverts the pixels, the output is the image as the modality meant it to be displayed, with
     bright = dense.
 
@@ -291,7 +293,8 @@ class N4BiasFieldCorrection(Transform):
         mask = itk.image_from_array((arr > threshold_otsu(arr)).astype(np.uint8))
         mask.CopyInformation(image)
         dim = arr.ndim
-        n4_type = itk.N4BiasFieldCorrectionImageFilter[itk.Image[itk.F, dim], itk.Image[itk.UC, dim], itk.Image[itk.F, dim]]
+        float_image, mask_image = itk.Image[itk.F, dim], itk.Image[itk.UC, dim]
+        n4_type = itk.N4BiasFieldCorrectionImageFilter[float_image, mask_image, float_image]
         corrector = n4_type.New(Input=image, MaskImage=mask)
         corrector.SetNumberOfFittingLevels(len(self.iterations))
         corrector.SetMaximumNumberOfIterations(self.iterations)

@@ -131,8 +131,8 @@ class LoadMedicalImage(Transform):
     """Load a DICOM, NIfTI, PNG/JPEG (or any MONAI-readable) file as a channel-first float32 MetaTensor.
 
     DICOM files go through :func:`load_dicom` (modality LUT per frame, MONOCHROME1 inversion, colour conversion,
-    multi-frame as (C, H, W, F)); everything else through ``monai.transforms.LoadImage(ensure_channel_first=True)``, with
-    PNG/JPEG read in (H, W) row order so 2D images from every source share one orientation.
+    multi-frame as (C, H, W, F)); everything else through ``monai.transforms.LoadImage(ensure_channel_first=True)``,
+    with PNG/JPEG read in (H, W) row order so 2D images from every source share one orientation.
 
     A file is DICOM by its content, whatever its name: the ``DICM`` magic at byte 128 (Siemens ``.IMA``, files
     without an extension, ...); ``.dcm``/``.dicom`` files always go to the DICOM reader. PNG/JPEG/BMP/TIFF images

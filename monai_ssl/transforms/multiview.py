@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, apply_transform
 from monai.utils import MAX_SEED
 

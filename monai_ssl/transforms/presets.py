@@ -38,7 +38,7 @@ from .intensity import MIN_IMAGE_SIZE, CheckImaged, CLAHEd, DicomWindowd, HUWind
 from .io import LoadMedicalImaged
 from .ultrasound import CineFramed, RandCineFramed, USFanCropd
 
-__all__ = ["PRESET_MODALITIES", "ColorPresetd", "CTPresetd", "MRPresetd", "USPresetd", "XRayPresetd"]
+__all__ = ["PRESET_MODALITIES", "CTPresetd", "ColorPresetd", "MRPresetd", "USPresetd", "XRayPresetd"]
 
 # DICOM Modality codes each preset accepts (files without the tag, e.g. NIfTI/PNG, always pass)
 PRESET_MODALITIES = {
@@ -65,9 +65,12 @@ def _check(keys: KeysCollection, preset: str, spatial_dims: int, dims_hints: dic
     """The input check heading preset ``preset`` (a key of PRESET_MODALITIES): its refusals name the preset
     and say what to do (the ``spatial_dims`` to pass, the preset for another modality)."""
     name = _PRESET_NAMES[preset]
-    hints = {m: f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list"
-             for other, codes in PRESET_MODALITIES.items() if other != preset for m in codes
-             if m not in PRESET_MODALITIES[preset]}
+    hints: dict[str, str] = {}  # first preset listing a code names it (US: USPresetd, not ColorPresetd)
+    for other, codes in PRESET_MODALITIES.items():
+        for m in codes:
+            if other != preset:
+                hints.setdefault(
+                    m, f"use {_PRESET_NAMES[other]} for {m} images, or leave this file out of the data list")
     owner = f"{name}(spatial_dims={spatial_dims})" if preset in ("ct", "mr") else name
     return CheckImaged(keys, spatial_dims=spatial_dims, modalities=PRESET_MODALITIES[preset], owner=owner,
                        dims_hints=dims_hints, modality_hints=hints, **_refuse(spatial_dims))
@@ -131,8 +134,8 @@ class CTPresetd(_Preset):
         chain = [LoadMedicalImaged(keys)] if load else []
         chain.append(_check(keys, "ct", spatial_dims, _dims_hints(spatial_dims)))
         if crop_body:
-            chain.append(CropForegroundd(keys, source_key=_first(keys), select_fn=partial(_above, threshold=body_threshold),
-                                         allow_smaller=True))
+            chain.append(CropForegroundd(keys, source_key=_first(keys),
+                                         select_fn=partial(_above, threshold=body_threshold), allow_smaller=True))
         chain += [HUWindowd(keys, windows=windows), *_resize_pad(keys, spatial_size, spatial_dims),
                   EnsureTyped(keys, track_meta=True)]
         super().__init__(chain, keys, windows=windows, spatial_dims=spatial_dims, spatial_size=spatial_size)
@@ -242,11 +245,11 @@ class ColorPresetd(_Preset):
         from .colour import ToRGBd
 
         chain = [LoadMedicalImaged(keys)] if load else []
-        chain += [_check(keys, "colour", 2, _FRAME_HINT), ToRGBd(keys)]
+        chain += [_check(keys, "colour", 2, {}), ToRGBd(keys)]
         if load:
             chain.append(ScaleIntensityRanged(keys, a_min=0.0, a_max=max_value, b_min=0.0, b_max=1.0, clip=True))
         chain += [*_resize_pad(keys, spatial_size, 2), EnsureTyped(keys, track_meta=True)]
-        super().__init__(chain, keys, spatial_size=spatial_size)
+        super().__init__(chain, keys, spatial_size=spatial_size, max_value=max_value)
 
 
 def _above(x, threshold: float):

@@ -51,7 +51,8 @@ def test_misspelt_section_in_an_extra_config_file(tmp_path):
                         logging_file=False)
     text = _initialize_error(wf)
     assert f"{BundleConfigError.__name__}: unknown config key(s)" in text
-    assert "'trian' (did you mean 'train'?)" in text and "'trian#handlers_by_name' (did you mean 'train#handlers_by_name'?)" in text
+    assert "'trian' (did you mean 'train'?)" in text
+    assert "'trian#handlers_by_name' (did you mean 'train#handlers_by_name'?)" in text
     assert "'max_epochs'" not in text.split("Known top-level keys")[0]  # the valid override is not flagged
 
 

@@ -209,8 +209,8 @@ def test_evaluate_metrics_with_cis_and_ensemble(cls_run, tmp_path):
 
 
 def _inputs(tmp_path):
-    """A real CR DICOM (pydicom's MONOCHROME1 sample), a CT DICOM re-tagged as DX, a NIfTI and a PNG of a shipped
-    chest X-ray."""
+    """A real CR DICOM (pydicom's MONOCHROME1 sample, re-tagged as chest PA), a CT DICOM re-tagged as DX, a NIfTI and
+    a PNG of a shipped chest X-ray."""
     import nibabel as nib
     import pydicom
     from PIL import Image
@@ -221,7 +221,9 @@ def _inputs(tmp_path):
     folder = tmp_path / "inputs"
     folder.mkdir()
     cr = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files", "dicomdirtests", "77654033", "CR1", "6154")
-    shutil.copy(cr, folder / "cr.dcm")
+    cr = pydicom.dcmread(cr)  # a cervical-spine lateral: re-tagged as a chest PA, the model's declared domain
+    cr.BodyPartExamined, cr.ViewPosition = "CHEST", "PA"
+    cr.save_as(folder / "cr.dcm")
     ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     ct.Modality = "DX"
     ct.save_as(folder / "ct_as_dx.dcm")
@@ -243,14 +245,15 @@ def test_inference_on_dicom_nifti_png_writes_probabilities(cls_run, tmp_path):
         p = float(r["prob_other"]) + float(r["prob_covid"])
         assert abs(p - 1) < 1e-4 and r["pred"] in ("other", "covid")
     assert len(wf.parser.get_parsed_content("infer#rows")) == 4
-    # a list of files works too; a CT DICOM is refused by the X-ray preset, naming the file
+    # a list of files works too; with on_file_error=stop a CT DICOM ends the run, naming the file (by default it
+    # gets an out_of_domain row: tests/bad_input/test_inference_folder.py)
     import pydicom
     from pydicom.data import get_testdata_file
 
     ct = tmp_path / "ct.dcm"
     pydicom.dcmread(get_testdata_file("CT_small.dcm")).save_as(ct)
     wf = make_workflow(NAME, "train", "inference", output_dir=str(out), input_path=[str(folder / "cxr.png"), str(ct)],
-                       output_csv=str(tmp_path / "p2.csv"), image_size=TINY["image_size"])
+                       output_csv=str(tmp_path / "p2.csv"), image_size=TINY["image_size"], on_file_error="stop")
     wf.initialize()
     with pytest.raises(Exception) as err:
         wf.run()

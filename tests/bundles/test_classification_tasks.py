@@ -119,3 +119,18 @@ def test_grades_with_the_default_task_or_num_classes_say_what_to_set(tmp_path):
     with pytest.raises(Exception) as err:
         wf.initialize()
     assert any("config key 'class_names': 2 names" in str(e) for e in error_chain(err.value))
+
+
+def test_medmnist_route_by_overrides(tmp_path):
+    """``--dataset medmnist --flag breastmnist`` reads the shipped official file (MD5 checked) with its own splits."""
+    wf = make_workflow(NAME, dataset="medmnist", flag="breastmnist", output_dir=str(tmp_path), **TINY)
+    wf.initialize()
+    lists = wf.parser.get_parsed_content("datalists")
+    assert {k: len(v) for k, v in lists.items()} == {"train": 8, "val": 8, "test": 8}
+    item = wf.parser.get_parsed_content("train#dataset")[0]
+    assert item["image"].shape == (1, TINY["image_size"], TINY["image_size"]) and item["label"] in (0, 1)
+    wf = make_workflow(NAME, dataset="medmnist", flag="retinamnist", output_dir=str(tmp_path), **TINY)
+    wf.initialize()
+    with pytest.raises(Exception) as err:
+        wf.parser.get_parsed_content("datalists")
+    assert any("retinamnist.npz not found" in str(e) and "--download true" in str(e) for e in error_chain(err.value))

@@ -16,7 +16,8 @@ def _tensorboard_ids(parser) -> list[str]:
     ids = []
     for section in ("train", "validate"):
         handlers = parser.get(f"{section}#handlers_by_name", None) or {}
-        assert isinstance(handlers, dict), f"{section}#handlers_by_name must be named (a mapping), not addressed by position"
+        assert isinstance(handlers, dict), (
+            f"{section}#handlers_by_name must be named (a mapping), not addressed by position")
         ids += [f"{section}#handlers_by_name#{name}" for name, h in handlers.items()
                 if isinstance(h, dict) and "TensorBoard" in str(h.get("_target_", ""))]
     return ids
@@ -36,7 +37,8 @@ def test_only_rank_0_builds_tensorboard_handlers(bundle, tmp_path, monkeypatch):
         assert ids, f"{bundle}: no TensorBoard handler found in train/validate#handlers"
         built = {i: parser.get_parsed_content(i) for i in ids}
         if rank:
-            assert all(h is None for h in built.values()), f"{bundle}: rank 1 builds {sorted(i for i, h in built.items() if h is not None)}"
+            assert all(h is None for h in built.values()), (
+                f"{bundle}: rank 1 builds {sorted(i for i, h in built.items() if h is not None)}")
             assert not (tmp_path / "rank1").exists()  # no event file either
         else:
             assert all(isinstance(h, TensorBoardStatsHandler) for h in built.values())

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import BUNDLES, REPO, assert_missing_paths_named, assert_typo_refused, cli_args, error_chain, make_workflow
-from .conftest import run_cli, run_torchrun, run_workflow
+from .conftest import BUNDLES, REPO, assert_missing_paths_named, assert_typo_refused, cli_args, error_chain
+from .conftest import make_workflow, run_cli, run_torchrun, run_workflow
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

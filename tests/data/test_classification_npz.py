@@ -64,7 +64,8 @@ def test_multilabel_npz_and_datalist(tmp_path):
     lists = classification_datalists(tmp_path, dataset="npz", npz_path=path, task="multilabel", num_classes=2)
     label = lists["train"][0]["label"]
     assert label.dtype == np.float32 and label.shape == (2,)
-    with pytest.raises(ValueError, match="multi-hot vectors of 2 findings, but task='multiclass'; set --task multilabel"):
+    msg = "multi-hot vectors of 2 findings, but task='multiclass'; set --task multilabel"
+    with pytest.raises(ValueError, match=msg):
         classification_datalists(tmp_path, dataset="npz", npz_path=path, task="multiclass", num_classes=2)
     with pytest.raises(ValueError, match="num_classes=3 findings.*set --num_classes 2"):
         classification_datalists(tmp_path, dataset="npz", npz_path=path, task="multilabel", num_classes=3)

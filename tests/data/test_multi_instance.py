@@ -4,7 +4,7 @@ import pytest
 import torch
 from monai.data import DataLoader
 
-from monai_ssl.data import MultiInstanceDataset, group_by_patient, load_covid_cxr
+from monai_ssl.data import MultiInstanceDataset, load_covid_cxr
 from monai_ssl.transforms import cxr_augmentations
 
 
@@ -75,5 +75,6 @@ def test_bad_input():
     with pytest.raises(ValueError, match="pair_mode"):
         MultiInstanceDataset([{"image": torch.zeros(1, 4, 4)}], cxr_augmentations(8), pair_mode="byol")
     with pytest.raises(RuntimeError, match="preparing item 0 \\(patient 'p1'\\)"):
+        load = __import__("monai_ssl.transforms", fromlist=["x"]).LoadMedicalImaged("image")
         MultiInstanceDataset([{"image": "/no/such.png", "patient_id": "p1"}], cxr_augmentations(8),
-                             cache_transform=__import__("monai_ssl.transforms", fromlist=["x"]).LoadMedicalImaged("image"))
+                             cache_transform=load)

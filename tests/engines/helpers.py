@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from monai_ssl.data import MultiInstanceDataset, SeededDataLoader
-from monai_ssl.engines import ContrastiveTrainer, build_optimizer, warmup_cosine_schedule
+from monai_ssl.engines import ContrastiveTrainer
 from monai_ssl.losses import NTXentLoss
 from monai_ssl.networks import ContrastiveModel, ProjectionHead
+from monai_ssl.optimizers import build_optimizer, warmup_cosine_schedule
 from monai_ssl.transforms import cxr_augmentations
 
 

@@ -37,7 +37,8 @@ def _setup(spatial=(16, 24), amp=False, amp_dtype=torch.bfloat16, epochs=3, meta
 def test_trains_and_outputs():
     trainer, net = _setup(epochs=8, meta=True)
     losses = []
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(e.state.output[SSLKeys.LOSS.value].item()))
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: losses.append(e.state.output[SSLKeys.LOSS.value].item()))
     trainer.run()
     out = trainer.state.output
     assert out[SSLKeys.PRED.value].shape == (8, net.num_patches, 64)

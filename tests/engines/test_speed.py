@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from monai_ssl.engines import build_optimizer, prepare_ssl_batch, speed_up_network
+from monai_ssl.engines import prepare_ssl_batch, speed_up_network
+from monai_ssl.optimizers import build_optimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _net() -> nn.Module:
     torch.manual_seed(0)
     # no conv bias before BatchNorm: its gradient is ~0 (rounding noise), which Adam would blow up to +-lr
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(4, 2))
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
 
 
 def _steps(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, n: int = 3) -> None:

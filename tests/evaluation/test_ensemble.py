@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from monai_ssl.evaluation.ensemble import ensemble_evaluate, ensemble_probabilities, logits_to_probabilities
-from monai_ssl.evaluation.metrics import classification_metrics
-
+from monai_ssl.metrics.classification import classification_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,8 +8,7 @@ import torch
 from torch import nn
 
 from monai_ssl.evaluation.linear_probe import LinearProbe, fit_linear_probe, knn_evaluate, linear_probe_evaluate
-from monai_ssl.evaluation.metrics import classification_metrics
-
+from monai_ssl.metrics.classification import classification_metrics
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

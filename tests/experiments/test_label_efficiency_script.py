@@ -32,7 +32,7 @@ def _run(args: list[str]) -> str:
                                             ("covid", {"scratch", "simclr", "micle"})])
 def test_script_runs_every_init_and_resumes(tmp_path, dataset, inits):
     out = tmp_path / dataset
-    stdout = _run(["--dataset", dataset, *TINY, "--out", str(out)])
+    _run(["--dataset", dataset, *TINY, "--out", str(out)])
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["init"] for r in rows} == inits

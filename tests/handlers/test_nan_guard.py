@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ignite.engine import Events
 
 from monai_ssl.handlers import NaNGuard, NonFiniteLossError, RNGState, SSLCheckpointHandler
 from tests.engines.helpers import make_trainer

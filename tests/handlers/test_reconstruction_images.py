@@ -57,7 +57,8 @@ def test_handler_png_and_tensorboard(tmp_path):
     handler = ReconstructionImageHandler(tmp_path / "png", summary_writer=writer, every_n_epochs=2, max_images=3)
     handler.attach(engine)
     engine.run([{"image": image}], max_epochs=4)
-    assert [p.split("/")[-1] for p in handler.written] == ["reconstruction_epoch0002.png", "reconstruction_epoch0004.png"]
+    names = [p.split("/")[-1] for p in handler.written]
+    assert names == ["reconstruction_epoch0002.png", "reconstruction_epoch0004.png"]
     assert (tmp_path / "png" / "reconstruction_epoch0004.png").stat().st_size > 0
     assert [(c[0], c[2]) for c in writer.calls] == [("reconstruction", 2), ("reconstruction", 4)]
     assert writer.calls[0][1] == (30, 40, 3)

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from monai_ssl.losses import MaskedReconstructionLoss
-from monai_ssl.networks.nets import ConvNeXt, ConvNeXtMAE, convnext_mae_tiny, convnext_mae_to_convnext
+from monai_ssl.networks.masking import EntropyGuidedMasking, RandomMasking, build_masking
+from monai_ssl.networks.nets import (
+    ConvNeXt,
+    ConvNeXtMAE,
+    convnext_mae_small,
+    convnext_mae_tiny,
+    convnext_mae_to_convnext,
+)
 from monai_ssl.networks.weights import load_mapped_state_dict
 
 CFG = dict(depths=(1, 1), dims=(8, 16), decoder_dim=16)  # stride 8
@@ -19,7 +26,7 @@ CFG = dict(depths=(1, 1), dims=(8, 16), decoder_dim=16)  # stride 8
     [(2, (3, 1, 32, 48), 16), (2, (2, 3, 64, 64), 8), (3, (2, 1, 16, 16, 32), 8), (3, (2, 3, 16, 32, 16), 16)],
 )
 def test_shapes_and_exact_ratio(spatial_dims, shape, unit):
-    net = ConvNeXtMAE(spatial_dims, shape[1], mask_unit_size=unit, masking_ratio=0.6, **CFG)
+    net = ConvNeXtMAE(spatial_dims, shape[1], mask_unit_size=unit, masking=RandomMasking(0.6), **CFG)
     x = torch.rand(shape)
     pred, mask = net(x)
     n_pred = math.prod(s // 8 for s in shape[2:])
@@ -85,8 +92,7 @@ def test_loss_only_on_masked_units():
 
 def test_entropy_mode_prefers_textured_units():
     torch.manual_seed(0)
-    net = ConvNeXtMAE(2, 1, mask_unit_size=8, mask_mode="entropy", entropy_beta=50.0, entropy_lam=1.0,
-                      masking_ratio=0.5, **CFG)
+    net = ConvNeXtMAE(2, 1, mask_unit_size=8, masking=EntropyGuidedMasking(0.5, beta=50.0, lam=1.0), **CFG)
     x = torch.full((4, 1, 32, 32), 0.5)
     x[:, :, :16] = torch.rand(4, 1, 16, 32)  # top half noisy, bottom half constant
     _, mask = net(x, generator=torch.Generator().manual_seed(1))
@@ -128,7 +134,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="multiple of the encoder stride"):
         ConvNeXtMAE(2, 1, mask_unit_size=12, **CFG)
     with pytest.raises(ValueError, match="mask_mode"):
-        ConvNeXtMAE(2, 1, mask_mode="grid", **CFG)
+        ConvNeXtMAE(2, 1, masking=build_masking("grid", 0.6), **CFG)
     net = ConvNeXtMAE(2, 1, mask_unit_size=16, **CFG)
     with pytest.raises(ValueError, match="mask_unit_size"):
         net(torch.rand(1, 1, 40, 32))
@@ -136,3 +142,12 @@ def test_bad_inputs():
         net(torch.rand(1, 1, 32, 32), mask=torch.zeros(1, 5))
     with pytest.raises(ValueError, match="encoder"):
         convnext_mae_to_convnext({"decoder_pred.weight": torch.zeros(1)})
+
+
+def test_size_factories_take_overrides():
+    with torch.device("meta"):
+        small = convnext_mae_small(2, 1)
+        tiny = convnext_mae_tiny(2, 1, depths=(1, 1, 1, 1), decoder_dim=32, masking=EntropyGuidedMasking(0.5))
+    assert [len(s) for s in small.encoder.stages] == [3, 3, 27, 3] and small.masking_ratio == 0.6
+    assert [len(s) for s in tiny.encoder.stages] == [1, 1, 1, 1] and tiny.encoder.num_features == 768
+    assert tiny.decoder_embed.out_channels == 32 and tiny.mask_mode == "entropy" and tiny.masking_ratio == 0.5

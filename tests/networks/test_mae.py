@@ -7,7 +7,14 @@ import torch
 from monai.networks.nets import UNETR, ViT
 
 from monai_ssl.losses import MaskedReconstructionLoss
-from monai_ssl.networks.nets import MaskedAutoencoderViT, sincos_position_embedding
+from monai_ssl.networks.masking import EntropyGuidedMasking, RandomMasking, build_masking
+from monai_ssl.networks.nets import (
+    MaskedAutoencoderViT,
+    mae_vit_base_patch16,
+    mae_vit_large_patch16,
+    mae_vit_small_patch16,
+    sincos_position_embedding,
+)
 from monai_ssl.networks.patching import patchify
 from monai_ssl.networks.nets.mae import mae_vit_to_monai_vit
 from monai_ssl.networks.weights import load_mapped_state_dict
@@ -21,11 +28,12 @@ SMALL = dict(hidden_size=40, mlp_dim=64, num_layers=2, num_heads=4, decoder_hidd
     [(1, (32, 48), 8, 2), (3, (16, 40), (8, 4), 2), (1, (16, 16, 24), 8, 3), (3, (16, 8, 8), (4, 8, 4), 3)],
 )
 def test_shapes_and_exact_ratio(channels, img, patch, dims):
-    model = MaskedAutoencoderViT(channels, img, patch, spatial_dims=dims, masking_ratio=0.75, **SMALL)
+    model = MaskedAutoencoderViT(channels, img, patch, spatial_dims=dims, masking=RandomMasking(0.75), **SMALL)
     x = torch.rand(3, channels, *img)
     pred, mask = model(x)
     n = model.num_patches
-    assert pred.shape == patchify(x, patch).shape == (3, n, torch.tensor(model.pred_patch_size).prod().item() * channels)
+    patch_numel = torch.tensor(model.pred_patch_size).prod().item()
+    assert pred.shape == patchify(x, patch).shape == (3, n, patch_numel * channels)
     assert mask.shape == (3, n)
     assert torch.equal(mask.sum(1), torch.full((3,), float(round(0.75 * n))))
     # visible-only encoder: sequence length = number of visible patches
@@ -35,7 +43,7 @@ def test_shapes_and_exact_ratio(channels, img, patch, dims):
 
 
 def test_encoder_ignores_masked_pixels():
-    model = MaskedAutoencoderViT(1, (32, 32), 8, spatial_dims=2, masking_ratio=0.5, **SMALL).eval()
+    model = MaskedAutoencoderViT(1, (32, 32), 8, spatial_dims=2, masking=RandomMasking(0.5), **SMALL).eval()
     x = torch.rand(2, 1, 32, 32)
     latent, mask, _ = model.forward_encoder(x, generator=torch.Generator().manual_seed(0))
     # scramble the pixels of masked patches only
@@ -55,8 +63,9 @@ def test_encoder_ignores_masked_pixels():
 
 def test_decoder_restores_grid_order():
     """A token's prediction is tied to its grid position, whatever the shuffle."""
-    model = MaskedAutoencoderViT(1, (16, 16), 4, spatial_dims=2, masking_ratio=0.5, **SMALL).eval()
-    latent, mask, ids_restore = model.forward_encoder(torch.rand(1, 1, 16, 16), generator=torch.Generator().manual_seed(1))
+    model = MaskedAutoencoderViT(1, (16, 16), 4, spatial_dims=2, masking=RandomMasking(0.5), **SMALL).eval()
+    latent, mask, ids_restore = model.forward_encoder(torch.rand(1, 1, 16, 16),
+                                                      generator=torch.Generator().manual_seed(1))
     pred = model.forward_decoder(latent, ids_restore)
     # decoding the visible latents in another visible order (with a consistent ids_restore) is equivariant
     keep = latent.shape[1]
@@ -69,8 +78,7 @@ def test_decoder_restores_grid_order():
 
 def test_entropy_mask_mode_prefers_texture():
     model = MaskedAutoencoderViT(
-        1, (32, 32), 8, spatial_dims=2, masking_ratio=0.5, mask_mode="entropy", entropy_beta=5.0, entropy_lam=1.0,
-        **SMALL,
+        1, (32, 32), 8, spatial_dims=2, masking=EntropyGuidedMasking(0.5, beta=5.0, lam=1.0), **SMALL,
     )
     x = torch.full((64, 1, 32, 32), 0.5)
     x[..., :16] = torch.rand(64, 1, 32, 16, generator=torch.Generator().manual_seed(0))
@@ -146,7 +154,7 @@ def test_errors():
     with pytest.raises(ValueError, match="divisible"):
         MaskedAutoencoderViT(1, (30, 32), 8, spatial_dims=2, **SMALL)
     with pytest.raises(ValueError, match="mask_mode"):
-        MaskedAutoencoderViT(1, 32, 8, spatial_dims=2, mask_mode="grid", **SMALL)
+        MaskedAutoencoderViT(1, 32, 8, spatial_dims=2, masking=build_masking("grid", 0.75), **SMALL)
     model = MaskedAutoencoderViT(1, 32, 8, spatial_dims=2, **SMALL)
     with pytest.raises(ValueError, match="does not match"):
         model(torch.rand(1, 3, 32, 32))
@@ -155,8 +163,26 @@ def test_errors():
 @pytest.mark.slow  # ~15 s on 2 CPU cores (Dynamo start-up)
 def test_torch_compile_dynamic_shapes():
     """Dynamo traces the masking (no data-dependent Python control flow), also with symbolic batch sizes."""
-    model = MaskedAutoencoderViT(1, (16, 16, 16), 8, spatial_dims=3, mask_mode="entropy", **SMALL)
+    model = MaskedAutoencoderViT(1, (16, 16, 16), 8, spatial_dims=3, masking=EntropyGuidedMasking(), **SMALL)
     compiled = torch.compile(model, backend="eager", dynamic=True, fullgraph=True)
     for b in (2, 3):
         pred, mask = compiled(torch.rand(b, 1, 16, 16, 16))
         assert pred.shape == (b, 8, 512) and torch.equal(mask.sum(1), torch.full((b,), 6.0))
+
+
+def test_size_factories():
+    with torch.device("meta"):
+        base = mae_vit_base_patch16()
+        large = mae_vit_large_patch16(in_channels=1, img_size=(96, 96, 96), spatial_dims=3)
+        small = mae_vit_small_patch16(img_size=64, num_layers=2, masking=EntropyGuidedMasking(0.6))
+    # ViT-B/16 and ViT-L/16 encoders with MAE's 512-wide, 8-block decoder (He et al. 2022)
+    assert base.patch_size == (16, 16) and base.in_channels == 3 and base.img_size == (224, 224)
+    assert (base.hidden_size, len(base.blocks), base.blocks[0].attn.num_heads) == (768, 12, 12)
+    assert base.blocks[0].mlp.linear1.out_features == 3072 and base.blocks[0].attn.qkv.bias is not None
+    assert (base.decoder_embed.out_features, len(base.decoder_blocks), base.decoder_blocks[0].attn.num_heads) == (
+        512, 8, 16)
+    assert (large.hidden_size, len(large.blocks), large.num_patches) == (1024, 24, 216)
+    assert isinstance(base.masking, RandomMasking) and base.masking_ratio == 0.75
+    # keyword overrides win over the preset
+    assert (small.hidden_size, len(small.blocks), small.decoder_embed.out_features) == (384, 2, 256)
+    assert small.mask_mode == "entropy" and small.masking_ratio == 0.6

@@ -1,4 +1,4 @@
-"""Tests of the shared mask generators (random, entropy-guided, block expansion)."""
+"""Tests of the shared mask generators (random, entropy-guided, block expansion) and their objects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import pytest
 import torch
 
 from monai_ssl.networks.masking import (
+    MASKING_MODES,
+    EntropyGuidedMasking,
+    MaskGenerator,
+    RandomMasking,
     block_mask_to_tokens,
+    build_masking,
     entropy_guided_mask,
     num_masked_units,
     random_unit_mask,
@@ -161,3 +166,47 @@ def test_block_mask_to_tokens():
     assert torch.equal(t3, ref)
     with pytest.raises(ValueError, match="unit_grid"):
         block_mask_to_tokens(mask, (2, 2), 2)
+
+
+@pytest.mark.parametrize("shape,unit", [((3, 1, 32, 48), 8), ((2, 3, 16, 32, 8), (8, 16, 4))])
+def test_masking_objects_wrap_the_functions(shape, unit):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    nd = len(shape) - 2
+    usize = (unit,) * nd if isinstance(unit, int) else unit
+    num_units = math.prod(s // u for s, u in zip(shape[2:], usize))
+    got = RandomMasking(0.6)(x, unit, generator=torch.Generator().manual_seed(1))
+    want = random_unit_mask(shape[0], num_units, 0.6, generator=torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    _check_triple(*got, round(0.6 * num_units))
+    ent = EntropyGuidedMasking(0.5, beta=2.0, lam=0.75, bins=16, value_range=(0.0, 2.0))
+    got = ent(x, unit, generator=torch.Generator().manual_seed(2), mask_ratio=0.25)  # per-call ratio override
+    h = unit_entropy(x, unit, bins=16, value_range=(0.0, 2.0))
+    want = entropy_guided_mask(h, 0.25, beta=2.0, lam=0.75, generator=torch.Generator().manual_seed(2))
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    _check_triple(*got, round(0.25 * num_units))
+
+
+def test_masking_objects_defaults_modes_and_errors():
+    ent = EntropyGuidedMasking()
+    assert (ent.mask_ratio, ent.beta, ent.lam, ent.bins, ent.value_range) == (0.75, 1.0, 0.5, 32, (0.0, 1.0))
+    assert RandomMasking().mask_ratio == 0.75 and (RandomMasking.mode, ent.mode) == ("random", "entropy")
+    assert set(MASKING_MODES) == {"random", "entropy"}
+    assert isinstance(build_masking("random", 0.6), RandomMasking) and build_masking("random", 0.6).mask_ratio == 0.6
+    built = build_masking("entropy", 0.5, beta=3.0)
+    assert isinstance(built, EntropyGuidedMasking) and (built.mask_ratio, built.beta) == (0.5, 3.0)
+    assert repr(RandomMasking(0.5)) == "RandomMasking(mask_ratio=0.5)"
+    assert isinstance(ent, MaskGenerator)
+    with pytest.raises(ValueError, match="mask_mode"):
+        build_masking("grid")
+    with pytest.raises(ValueError, match="mask_ratio"):
+        RandomMasking(1.5)
+    with pytest.raises(ValueError, match="lam"):
+        EntropyGuidedMasking(lam=2.0)
+    with pytest.raises(ValueError, match="bins"):
+        EntropyGuidedMasking(bins=0)
+    with pytest.raises(ValueError, match="value_range"):
+        EntropyGuidedMasking(value_range=(1.0, 0.0))
+    with pytest.raises(ValueError, match="divisible"):
+        RandomMasking()(torch.rand(1, 1, 30, 32), 8)
+    with pytest.raises(ValueError, match="unit_size"):
+        RandomMasking()(torch.rand(1, 1, 32, 32), (8, 8, 8))

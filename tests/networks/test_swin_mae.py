@@ -9,7 +9,8 @@ import torch
 from monai.networks.nets import SwinUNETR
 
 from monai_ssl.losses import MaskedReconstructionLoss
-from monai_ssl.networks.nets import PatchExpand, SwinMAE, swin_mae_to_swinunetr
+from monai_ssl.networks.masking import EntropyGuidedMasking
+from monai_ssl.networks.nets import PatchExpand, SwinMAE, swin_mae_swinunetr, swin_mae_tiny, swin_mae_to_swinunetr
 from monai_ssl.networks.weights import load_mapped_state_dict
 
 SMALL = dict(feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), decoder_depths=(1, 1, 1, 1))
@@ -89,8 +90,8 @@ def test_loss_only_on_masked_tokens_and_gradients():
 
 
 def test_entropy_mode_and_generator():
-    net = SwinMAE(2, 1, window_size=4, mask_mode="entropy", entropy_beta=50.0, entropy_lam=1.0,
-                  masking_ratio=0.5, mask_unit_size=8, **SMALL)
+    net = SwinMAE(2, 1, window_size=4, masking=EntropyGuidedMasking(0.5, beta=50.0, lam=1.0), mask_unit_size=8,
+                  **SMALL)
     x = torch.full((2, 1, 32, 32), 0.5)
     x[:, :, :, :16] = torch.rand(2, 1, 32, 16)  # left half textured
     units = net.random_masking(x, generator=torch.Generator().manual_seed(0)).reshape(2, 4, 4)
@@ -159,3 +160,17 @@ def test_bad_inputs():
         SwinMAE(2, 1, depths=(2, 2, 2), num_heads=(3, 6, 12))
     with pytest.raises(ValueError, match="encoder keys"):
         swin_mae_to_swinunetr({"mask_token": torch.zeros(1)})
+
+
+def test_size_factories():
+    tiny = swin_mae_tiny()  # not on the meta device: MONAI's SwinTransformer reads its drop-path rates with .item()
+    unetr = swin_mae_swinunetr(2, 1, feature_size=24, decoder_depths=(1, 1, 1, 1))
+    # VIS-MAE: width 96, patch 4, one 16-px mask unit = 4x4 tokens, depths (2, 2, 2, 2)
+    assert tiny.feature_size == 96 and tiny.patch_size == (4, 4) and tiny.tokens_per_unit == (4, 4)
+    assert [len(getattr(tiny.encoder, f"layers{i}")[0].blocks) for i in range(1, 5)] == [2, 2, 2, 2]
+    assert tiny.masking_ratio == 0.75 and tiny.mask_mode == "random"
+    # loads into MONAI's SwinUNETR of the same feature size
+    assert unetr.patch_size == (2, 2) and unetr.feature_size == 24 and len(unetr.decoder_layers[0].blocks) == 1
+    target = SwinUNETR(in_channels=1, out_channels=2, feature_size=24, spatial_dims=2)
+    report = load_mapped_state_dict(target, swin_mae_to_swinunetr(unetr.state_dict()))
+    assert report.loaded_fraction == 1.0, report.summary()

@@ -101,5 +101,6 @@ def test_files_with_and_without_voi_window_collate(dcm, tmp_path):
     # the header window applies to the first file, the percentile fallback to the second
     windowed = [DicomWindow()(d["image"]) for d in items]
     x = items[0]["image"].float()
-    np.testing.assert_allclose(windowed[0].numpy(), ((x - (600 - 800)) / 1600).clamp(0, 1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(windowed[0].numpy(), ((x - (600 - 800)) / 1600).clamp(0, 1).numpy(),
+                               rtol=1e-5, atol=1e-6)
     assert float(windowed[1].min()) == 0.0 and float(windowed[1].max()) == 1.0

@@ -113,7 +113,8 @@ def test_jigsaw_random_crops_inside_cells_and_normalised():
     torch.testing.assert_close(tiles.std(dim=(1, 2, 3)), torch.ones(9), atol=1e-3, rtol=0)
     assert t._offsets.min() >= 0 and t._offsets.max() <= 10 - 7
     default = RandJigsaw(num_permutations=10)
-    assert default(torch.rand(1, 225, 225))[0].shape == (9, 1, 64, 64)  # Noroozi & Favaro 2016: 75 px cells, 64 px tiles
+    # Noroozi & Favaro 2016: 75 px cells, 64 px tiles
+    assert default(torch.rand(1, 225, 225))[0].shape == (9, 1, 64, 64)
 
 
 def test_jigsaw_errors():

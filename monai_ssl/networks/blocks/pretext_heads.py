@@ -1,4 +1,6 @@
-"""Task heads for classification-style pretext tasks (Sirotkin et al. 2021, arXiv:2112.12086; de Andrés Tamé et al. 2023, arXiv:2301.10687), each wrapping the shared backbone.
+"""Task heads for classification-style pretext tasks, each wrapping the shared backbone.
+
+Sirotkin et al. 2021, arXiv:2112.12086; de Andrés Tamé et al. 2023, arXiv:2301.10687.
 
 Every head holds the backbone as ``.encoder`` (so a curriculum can hand it from stage to stage and drop the
 head) and returns logits; the loss (cross-entropy on the pretext label) lives outside the network. The

@@ -1,8 +1,8 @@
 """ConvNeXt (2D/3D) classifier: stem, four stages of ConvNeXt blocks, GAP -> LayerNorm -> Linear head.
 
-METHODS.md §3.3. Parameter names follow the common ConvNeXt layout (``downsample_layers.{i}``,
-``stages.{i}.{j}.{dwconv,norm,pwconv1,pwconv2,gamma}``, ``head.{norm,fc}``) so that the encoder of
-:class:`~monai_ssl.networks.nets.ConvNeXtMAE` maps onto it by a prefix change only.
+ConvNeXt: Liu et al., "A ConvNet for the 2020s", CVPR 2022. Parameter names follow the common ConvNeXt layout
+(``downsample_layers.{i}``, ``stages.{i}.{j}.{dwconv,norm,pwconv1,pwconv2,gamma}``, ``head.{norm,fc}``) so that the
+encoder of :class:`~monai_ssl.networks.nets.ConvNeXtMAE` maps onto it by a prefix change only.
 """
 
 from __future__ import annotations

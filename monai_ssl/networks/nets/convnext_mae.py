@@ -1,4 +1,8 @@
-"""FCMAE-style masked autoencoder for ConvNeXt, masked-dense (METHODS.md §3.4, entropy masking §3.5).
+"""FCMAE-style masked autoencoder for ConvNeXt, masked-dense.
+
+FCMAE: Woo et al., "ConvNeXt V2: Co-designing and Scaling ConvNets with Masked Autoencoders", CVPR 2023; with
+entropy-guided masking (:class:`~monai_ssl.networks.masking.EntropyGuidedMasking`) it is the masked pretraining
+branch of Florindo & Moura, arXiv:2605.21970 (2026).
 
 The encoder is a plain :class:`~monai_ssl.networks.nets.ConvNeXt` (no head). Instead of sparse convolutions,
 masked pixels are zeroed at the input and the binary mask, upsampled to each resolution, is re-applied
@@ -16,14 +20,14 @@ import torch
 from monai.networks.layers import Conv
 from torch import nn
 
-from ..masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
+from ..masking import MaskGenerator, block_mask_to_tokens, check_masking
 from .convnext import CONVNEXT_CONFIGS, ConvNeXt, ConvNeXtBlock
 
-__all__ = ["ConvNeXtMAE", "convnext_mae_to_convnext", "convnext_mae_tiny"]
+__all__ = ["ConvNeXtMAE", "convnext_mae_small", "convnext_mae_tiny", "convnext_mae_to_convnext"]
 
 
 class ConvNeXtMAE(nn.Module):
-    """Masked-dense ConvNeXt autoencoder (FCMAE recipe) with random or entropy-guided masking.
+    """Masked-dense ConvNeXt autoencoder (FCMAE recipe) with any mask generator (random, entropy-guided).
 
     Prediction units are the cells of the encoder's output grid (``pred_patch_size`` = total stride, 32 px
     for four stages); mask units (``mask_unit_size`` px, default = the stride) tile whole prediction units.
@@ -36,12 +40,11 @@ class ConvNeXtMAE(nn.Module):
         in_channels: image channels ``C``.
         depths, dims: encoder configuration (ConvNeXt-Tiny by default).
         decoder_dim: width of the decoder block (512 in FCMAE).
-        masking_ratio: share of mask units masked per sample (exactly ``round(r * L_units)``).
+        masking: mask generator over mask units, e.g. :class:`~monai_ssl.networks.masking.RandomMasking` or
+            :class:`~monai_ssl.networks.masking.EntropyGuidedMasking`; ``None``: ``RandomMasking(0.6)`` (FCMAE).
+            Each sample gets exactly ``round(mask_ratio * L_units)`` masked units.
         mask_unit_size: mask unit edge in pixels (int or per dim), a multiple of the total stride;
             ``None`` = the total stride.
-        mask_mode: ``"random"`` or ``"entropy"`` (§3.5).
-        entropy_beta, entropy_lam, entropy_bins, entropy_value_range: entropy-guided masking parameters
-            ``β``, ``λ``, histogram bins and intensity range (names as ``MaskedAutoencoderViT``).
         drop_path_rate: encoder stochastic depth.
 
     Forward: ``x (B, C, *spatial)`` -> ``(pred (B, L, P), mask (B, L))`` with ``L`` prediction units in
@@ -55,20 +58,12 @@ class ConvNeXtMAE(nn.Module):
         depths: Sequence[int] = (3, 3, 9, 3),
         dims: Sequence[int] = (96, 192, 384, 768),
         decoder_dim: int = 512,
-        masking_ratio: float = 0.6,
+        masking: MaskGenerator | None = None,
         mask_unit_size: int | Sequence[int] | None = None,
-        mask_mode: str = "random",
-        entropy_beta: float = 1.0,
-        entropy_lam: float = 0.5,
-        entropy_bins: int = 32,
-        entropy_value_range: tuple[float, float] = (0.0, 1.0),
         drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        if mask_mode not in ("random", "entropy"):
-            raise ValueError(f"mask_mode must be 'random' or 'entropy', got {mask_mode!r}.")
-        if not 0.0 <= masking_ratio <= 1.0:
-            raise ValueError(f"masking_ratio must be in [0, 1], got {masking_ratio}.")
+        self.masking = check_masking(masking, 0.6)
         self.encoder = ConvNeXt(
             spatial_dims, in_channels, num_classes=0, depths=depths, dims=dims, drop_path_rate=drop_path_rate,
             use_head=False,
@@ -81,9 +76,6 @@ class ConvNeXtMAE(nn.Module):
         if len(unit) != spatial_dims or any(u < stride or u % stride for u in unit):
             raise ValueError(f"mask_unit_size {unit} must be a multiple of the encoder stride {stride} per dim.")
         self.mask_unit_size = unit
-        self.masking_ratio, self.mask_mode = float(masking_ratio), mask_mode
-        self.entropy_beta, self.entropy_lam = float(entropy_beta), float(entropy_lam)
-        self.entropy_bins, self.entropy_value_range = int(entropy_bins), tuple(entropy_value_range)
 
         conv = Conv[Conv.CONV, spatial_dims]
         self.decoder_embed = conv(self.encoder.num_features, decoder_dim, kernel_size=1)
@@ -103,18 +95,22 @@ class ConvNeXtMAE(nn.Module):
             raise ValueError(f"input size {tuple(spatial)} is not divisible by mask_unit_size {self.mask_unit_size}.")
         return tuple(s // u for s, u in zip(spatial, self.mask_unit_size))
 
+    @property
+    def masking_ratio(self) -> float:
+        """Default share of mask units masked per sample (``masking.mask_ratio``)."""
+        return self.masking.mask_ratio
+
+    @property
+    def mask_mode(self) -> str:
+        """Name of the masking rule (``masking.mode``: ``"random"``, ``"entropy"``)."""
+        return self.masking.mode
+
     def random_masking(
         self, x: torch.Tensor, mask_ratio: float | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Draw a ``(B, L_units)`` float unit mask for ``x`` with the configured mode (on ``x.device``)."""
-        ratio = self.masking_ratio if mask_ratio is None else float(mask_ratio)
-        grid = self.unit_grid(x.shape[2:])
-        if self.mask_mode == "entropy":
-            ent = unit_entropy(x, self.mask_unit_size, bins=self.entropy_bins, value_range=self.entropy_value_range)
-            mask, _, _ = entropy_guided_mask(ent, ratio, self.entropy_beta, self.entropy_lam, generator=generator)
-        else:
-            mask, _, _ = random_unit_mask(x.shape[0], math.prod(grid), ratio, x.device, generator)
-        return mask
+        """Draw a ``(B, L_units)`` float unit mask for ``x`` with ``self.masking`` (on ``x.device``)."""
+        self.unit_grid(x.shape[2:])  # the size check, with this model's message
+        return self.masking(x, self.mask_unit_size, generator=generator, mask_ratio=mask_ratio)[0]
 
     def _unit_to_pred_mask(self, unit_mask: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
         grid = self.unit_grid(spatial)
@@ -175,7 +171,7 @@ class ConvNeXtMAE(nn.Module):
 
         Args:
             x: ``(B, C, *spatial)`` images, each size a multiple of ``mask_unit_size``.
-            mask_ratio: overrides ``masking_ratio`` for this call (0: no masking).
+            mask_ratio: overrides ``masking.mask_ratio`` for this call (0: no masking).
             generator: optional ``torch.Generator`` for the mask draw (no global RNG use when given).
             mask: optional ``(B, L_units)`` unit mask to use instead of drawing one (1 = masked).
 
@@ -194,9 +190,18 @@ class ConvNeXtMAE(nn.Module):
 
 
 def convnext_mae_tiny(spatial_dims: int = 2, in_channels: int = 3, **kwargs) -> ConvNeXtMAE:
-    """:class:`ConvNeXtMAE` with a ConvNeXt-Tiny encoder (FCMAE defaults: 32-px units, ratio 0.6, decoder 512)."""
+    """:class:`ConvNeXtMAE` with a ConvNeXt-Tiny encoder (FCMAE defaults: 32-px units, ratio 0.6, decoder 512).
+
+    Keyword arguments override any of these (``masking``, ``depths``, ``decoder_dim``, ...)."""
     depths, dims = CONVNEXT_CONFIGS["tiny"]
-    return ConvNeXtMAE(spatial_dims, in_channels, depths=depths, dims=dims, **kwargs)
+    return ConvNeXtMAE(spatial_dims, in_channels, **{"depths": depths, "dims": dims, **kwargs})
+
+
+def convnext_mae_small(spatial_dims: int = 2, in_channels: int = 3, **kwargs) -> ConvNeXtMAE:
+    """:class:`ConvNeXtMAE` with a ConvNeXt-Small encoder (depths (3, 3, 27, 3)); otherwise as
+    :func:`convnext_mae_tiny`."""
+    depths, dims = CONVNEXT_CONFIGS["small"]
+    return ConvNeXtMAE(spatial_dims, in_channels, **{"depths": depths, "dims": dims, **kwargs})
 
 
 def convnext_mae_to_convnext(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""ViT masked autoencoder (MAE) for 2D and 3D images, with random or entropy-guided masking.
+"""ViT masked autoencoder (MAE: He et al., "Masked Autoencoders Are Scalable Vision Learners", CVPR 2022) for 2D
+and 3D images, with any mask generator of :mod:`monai_ssl.networks.masking` (random or entropy-guided).
 
 The encoder sees only the visible patches (masking by ``argsort`` of per-sample noise, fully on
 device), a light decoder inserts a shared mask token at the masked positions, restores grid order and
@@ -19,10 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from monai_ssl.networks.masking import entropy_guided_mask, random_unit_mask, unit_entropy
+from monai_ssl.networks.masking import MaskGenerator, check_masking
 from monai_ssl.networks.patching import patch_grid
 
-__all__ = ["MAE_VIT_ENCODER_PREFIXES", "MaskedAutoencoderViT", "mae_vit_to_monai_vit", "sincos_position_embedding"]
+__all__ = [
+    "MAE_VIT_ENCODER_PREFIXES",
+    "MaskedAutoencoderViT",
+    "mae_vit_base_patch16",
+    "mae_vit_large_patch16",
+    "mae_vit_small_patch16",
+    "mae_vit_to_monai_vit",
+    "sincos_position_embedding",
+]
 
 
 def sincos_position_embedding(grid_size: Sequence[int], embed_dim: int, temperature: float = 10000.0) -> torch.Tensor:
@@ -135,14 +144,18 @@ class MaskedAutoencoderViT(nn.Module):
     """ViT masked autoencoder, 2D/3D, any channel count, non-square images.
 
     Arguments follow ``monai.networks.nets.MaskedAutoEncoderViT``; there is no class token (the encoder
-    maps onto ``ViT(classification=False)``). Extra arguments select the masking rule.
+    maps onto ``ViT(classification=False)``). ``masking`` replaces MONAI's ``masking_ratio``: the mask generator
+    holds the rule and the ratio. Factories for the usual sizes: :func:`mae_vit_small_patch16`,
+    :func:`mae_vit_base_patch16`, :func:`mae_vit_large_patch16`.
 
     Args:
         in_channels: image channels ``C``.
         img_size: image size (int or one per spatial dim), divisible by ``patch_size``.
         patch_size: patch size (int or one per spatial dim); also the prediction unit.
         hidden_size, mlp_dim, num_layers, num_heads: encoder width, MLP width, depth, heads.
-        masking_ratio: default share of patches masked per sample, in ``[0, 1)``.
+        masking: mask generator (unit = one patch), e.g. :class:`~monai_ssl.networks.masking.RandomMasking` or
+            :class:`~monai_ssl.networks.masking.EntropyGuidedMasking`; ``None``: ``RandomMasking(0.75)``. Its
+            ``mask_ratio`` (the default share of patches masked per sample) must be below 1.
         decoder_hidden_size, decoder_mlp_dim, decoder_num_layers, decoder_num_heads: decoder config.
         proj_type: patch projection; only ``"conv"`` (strided convolution) is supported.
         pos_embed_type: encoder position table, ``"sincos"`` (fixed), ``"learnable"`` or ``"none"``.
@@ -151,9 +164,6 @@ class MaskedAutoencoderViT(nn.Module):
         spatial_dims: 2 or 3.
         qkv_bias: bias in the qkv projections (MAE uses ``True``; MONAI's default is ``False``).
         save_attn: keep the last attention matrices in ``blocks[i].attn.att_mat`` (slower, no SDPA).
-        mask_mode: ``"random"`` (uniform, MAE) or ``"entropy"`` (METHODS.md §3.5).
-        entropy_beta, entropy_lam, entropy_bins, entropy_value_range: entropy-guided masking parameters
-            ``β``, ``λ``, histogram bins and the intensity range mapped onto them.
 
     Shapes:
         ``forward(x (B, C, *img_size)) -> (pred (B, L, prod(patch_size) * C), mask (B, L))`` with ``L`` the
@@ -169,7 +179,7 @@ class MaskedAutoencoderViT(nn.Module):
         mlp_dim: int = 512,
         num_layers: int = 12,
         num_heads: int = 12,
-        masking_ratio: float = 0.75,
+        masking: MaskGenerator | None = None,
         decoder_hidden_size: int = 384,
         decoder_mlp_dim: int = 512,
         decoder_num_layers: int = 4,
@@ -181,11 +191,6 @@ class MaskedAutoencoderViT(nn.Module):
         spatial_dims: int = 3,
         qkv_bias: bool = False,
         save_attn: bool = False,
-        mask_mode: str = "random",
-        entropy_beta: float = 1.0,
-        entropy_lam: float = 0.5,
-        entropy_bins: int = 32,
-        entropy_value_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -194,15 +199,14 @@ class MaskedAutoencoderViT(nn.Module):
             raise ValueError(f"dropout_rate should be between 0 and 1, got {dropout_rate}.")
         if hidden_size % num_heads or decoder_hidden_size % decoder_num_heads:
             raise ValueError("hidden_size / decoder_hidden_size must be divisible by num_heads / decoder_num_heads.")
-        if not 0.0 <= masking_ratio < 1.0:
-            raise ValueError(f"masking_ratio should be in [0, 1), got {masking_ratio}.")
+        masking = check_masking(masking, 0.75)
+        if not masking.mask_ratio < 1.0:
+            raise ValueError(f"masking.mask_ratio should be in [0, 1) (a patch must stay visible), got {masking!r}.")
         if proj_type != "conv":
             raise ValueError(f"proj_type={proj_type!r} is not supported; use 'conv'.")
         for name, val in (("pos_embed_type", pos_embed_type), ("decoder_pos_embed_type", decoder_pos_embed_type)):
             if val not in ("sincos", "learnable", "none"):
                 raise ValueError(f"{name} must be 'sincos', 'learnable' or 'none', got {val!r}.")
-        if mask_mode not in ("random", "entropy"):
-            raise ValueError(f"mask_mode must be 'random' or 'entropy', got {mask_mode!r}.")
         nd = spatial_dims
         self.spatial_dims = nd
         self.img_size = (int(img_size),) * nd if isinstance(img_size, int) else tuple(int(s) for s in img_size)
@@ -214,10 +218,7 @@ class MaskedAutoencoderViT(nn.Module):
         self.pred_patch_size = self.patch_size
         self.in_channels = in_channels
         self.hidden_size = hidden_size
-        self.masking_ratio = float(masking_ratio)
-        self.mask_mode = mask_mode
-        self.entropy_beta, self.entropy_lam = float(entropy_beta), float(entropy_lam)
-        self.entropy_bins, self.entropy_value_range = int(entropy_bins), tuple(entropy_value_range)
+        self.masking = masking
 
         # encoder: names identical to monai.networks.nets.ViT
         self.patch_embedding = _PatchEmbedding(
@@ -239,7 +240,8 @@ class MaskedAutoencoderViT(nn.Module):
         else:
             self.register_buffer("decoder_pos_embed", torch.zeros(1, self.num_patches, decoder_hidden_size))
         self.decoder_blocks = nn.ModuleList(
-            _TransformerBlock(decoder_hidden_size, decoder_mlp_dim, decoder_num_heads, dropout_rate, qkv_bias, save_attn)
+            _TransformerBlock(decoder_hidden_size, decoder_mlp_dim, decoder_num_heads, dropout_rate, qkv_bias,
+                              save_attn)
             for _ in range(decoder_num_layers)
         )
         self.decoder_norm = nn.LayerNorm(decoder_hidden_size)
@@ -263,14 +265,21 @@ class MaskedAutoencoderViT(nn.Module):
                 f"input shape {tuple(x.shape)} does not match (B, {self.in_channels}, *{self.img_size}) of this model."
             )
 
+    @property
+    def masking_ratio(self) -> float:
+        """Default share of patches masked per sample (``masking.mask_ratio``)."""
+        return self.masking.mask_ratio
+
+    @property
+    def mask_mode(self) -> str:
+        """Name of the masking rule (``masking.mode``: ``"random"``, ``"entropy"``)."""
+        return self.masking.mode
+
     def generate_mask(
         self, x: torch.Tensor, mask_ratio: float, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(mask (B, L), ids_shuffle (B, L), ids_restore (B, L))`` for image ``x`` (see ``networks.masking``)."""
-        if self.mask_mode == "entropy":
-            h = unit_entropy(x, self.patch_size, bins=self.entropy_bins, value_range=self.entropy_value_range)
-            return entropy_guided_mask(h, mask_ratio, self.entropy_beta, self.entropy_lam, generator=generator)
-        return random_unit_mask(x.shape[0], self.num_patches, mask_ratio, device=x.device, generator=generator)
+        """``(mask (B, L), ids_shuffle (B, L), ids_restore (B, L))`` for image ``x`` from ``self.masking``."""
+        return self.masking(x, self.patch_size, generator=generator, mask_ratio=mask_ratio)
 
     def forward_encoder(
         self, x: torch.Tensor, mask_ratio: float | None = None, generator: torch.Generator | None = None
@@ -279,7 +288,7 @@ class MaskedAutoencoderViT(nn.Module):
 
         Args:
             x: ``(B, C, *img_size)``.
-            mask_ratio: overrides ``masking_ratio``; 0 encodes every patch in grid order.
+            mask_ratio: overrides ``masking.mask_ratio``; 0 encodes every patch in grid order.
             generator: optional ``torch.Generator`` on ``x.device`` for the mask draw.
 
         Returns:
@@ -353,3 +362,46 @@ def mae_vit_to_monai_vit(state_dict: Mapping[str, torch.Tensor], prefix: str = "
     if not out:
         raise ValueError("state_dict holds no MaskedAutoencoderViT encoder keys (patch_embedding.*, blocks.*, norm.*).")
     return out
+
+
+def _mae_vit_from(encoder: dict, decoder: dict, in_channels, img_size, spatial_dims, overrides: dict):
+    """``MaskedAutoencoderViT`` from a size preset; ``overrides`` win over the preset."""
+    cfg = {**encoder, **decoder, **overrides}
+    return MaskedAutoencoderViT(in_channels, img_size, spatial_dims=spatial_dims, **cfg)
+
+
+def mae_vit_small_patch16(
+    in_channels: int = 1, img_size: Sequence[int] | int = 224, spatial_dims: int = 2, **kwargs
+) -> MaskedAutoencoderViT:
+    """ViT-S/16 MAE: encoder 384 wide, 12 blocks of 6 heads, MLP 1536; decoder 256 wide, 4 blocks of 8 heads,
+    MLP 1024 (a lighter decoder for the smaller encoder; the mae_pretrain bundle's ``vit``); qkv bias.
+
+    Keyword arguments override any of these or set the others of :class:`MaskedAutoencoderViT` (``masking``,
+    ``patch_size``, ...).
+    """
+    encoder = {"patch_size": 16, "hidden_size": 384, "mlp_dim": 1536, "num_layers": 12, "num_heads": 6,
+               "qkv_bias": True}
+    decoder = {"decoder_hidden_size": 256, "decoder_mlp_dim": 1024, "decoder_num_layers": 4, "decoder_num_heads": 8}
+    return _mae_vit_from(encoder, decoder, in_channels, img_size, spatial_dims, kwargs)
+
+
+def mae_vit_base_patch16(
+    in_channels: int = 3, img_size: Sequence[int] | int = 224, spatial_dims: int = 2, **kwargs
+) -> MaskedAutoencoderViT:
+    """ViT-B/16 MAE as in He et al. (2022): encoder 768 wide, 12 blocks of 12 heads, MLP 3072; decoder 512 wide,
+    8 blocks of 16 heads, MLP 2048; qkv bias. Keyword arguments override any of these."""
+    encoder = {"patch_size": 16, "hidden_size": 768, "mlp_dim": 3072, "num_layers": 12, "num_heads": 12,
+               "qkv_bias": True}
+    decoder = {"decoder_hidden_size": 512, "decoder_mlp_dim": 2048, "decoder_num_layers": 8, "decoder_num_heads": 16}
+    return _mae_vit_from(encoder, decoder, in_channels, img_size, spatial_dims, kwargs)
+
+
+def mae_vit_large_patch16(
+    in_channels: int = 3, img_size: Sequence[int] | int = 224, spatial_dims: int = 2, **kwargs
+) -> MaskedAutoencoderViT:
+    """ViT-L/16 MAE as in He et al. (2022): encoder 1024 wide, 24 blocks of 16 heads, MLP 4096; decoder as
+    :func:`mae_vit_base_patch16`. Keyword arguments override any of these."""
+    encoder = {"patch_size": 16, "hidden_size": 1024, "mlp_dim": 4096, "num_layers": 24, "num_heads": 16,
+               "qkv_bias": True}
+    decoder = {"decoder_hidden_size": 512, "decoder_mlp_dim": 2048, "decoder_num_layers": 8, "decoder_num_heads": 16}
+    return _mae_vit_from(encoder, decoder, in_channels, img_size, spatial_dims, kwargs)

@@ -1,14 +1,15 @@
 """Swin-MAE, VIS-MAE's pretraining network, on MONAI's ``SwinTransformer`` (the SwinUNETR encoder).
 
-METHODS.md §4.2. The encoder is ``monai.networks.nets.swin_unetr.SwinTransformer`` unchanged; the only
-difference in the forward pass is that, right after the patch embedding, tokens of masked units are replaced
-by one learned mask token, so the encoder always sees the full token grid (SimMIM-style, not ViT-MAE's
-visible-only encoding). The decoder is the up-path of a Swin-Unet without skip connections (patch expanding
-+ MONAI ``BasicLayer`` Swin blocks per level) followed by a linear layer to the pixels of each token.
+VIS-MAE: Liu et al., "VIS-MAE: An Efficient Self-supervised Learning Approach on Medical Image Segmentation and
+Classification", MLMI 2024, arXiv:2402.01034. The encoder is ``monai.networks.nets.swin_unetr.SwinTransformer``
+unchanged; the only difference in the forward pass is that, right after the patch embedding, tokens of masked
+units are replaced by one learned mask token, so the encoder always sees the full token grid (SimMIM-style, not
+ViT-MAE's visible-only encoding). The decoder is the up-path of a Swin-Unet without skip connections (patch
+expanding + MONAI ``BasicLayer`` Swin blocks per level) followed by a linear layer to the pixels of each token.
 
 Mask unit choice: a unit is ``mask_unit_size`` pixels (16 by default, as VIS-MAE's 4x4 tokens of 4 px). With
 MONAI's default ``patch_size=2`` a unit is therefore 8x8 tokens; with ``patch_size=4`` it is 4x4 tokens,
-exactly VIS-MAE. Masks are drawn per unit and expanded to the token grid.
+exactly VIS-MAE. Masks are drawn per unit by the ``masking`` generator and expanded to the token grid.
 
 Difference to VIS-MAE's own encoder: MONAI's SwinTransformer downsamples after every stage (four patch
 mergings, total stride ``16 * patch_size``) where Swin-T has three; the decoder mirrors MONAI's layout, so
@@ -24,9 +25,16 @@ import torch
 from monai.networks.nets.swin_unetr import BasicLayer, SwinTransformer
 from torch import nn
 
-from ..masking import block_mask_to_tokens, entropy_guided_mask, random_unit_mask, unit_entropy
+from ..masking import MaskGenerator, block_mask_to_tokens, check_masking
 
-__all__ = ["PatchExpand", "SwinMAE", "swin_mae_to_swinunetr", "SWIN_MAE_ENCODER_PREFIX"]
+__all__ = [
+    "PatchExpand",
+    "SwinMAE",
+    "swin_mae_swinunetr",
+    "swin_mae_tiny",
+    "swin_mae_to_swinunetr",
+    "SWIN_MAE_ENCODER_PREFIX",
+]
 
 SWIN_MAE_ENCODER_PREFIX = "encoder."
 
@@ -76,11 +84,10 @@ class SwinMAE(nn.Module):
             default ``(2, 2, 2, 2)``.
         mlp_ratio, qkv_bias, drop_path_rate, attn_drop_rate: Swin block settings (encoder).
         downsample, use_v2: passed to MONAI's ``SwinTransformer`` (must match the SwinUNETR to load into).
-        masking_ratio: share of mask units masked per sample (exactly ``round(r * L_units)``).
+        masking: mask generator over mask units, e.g. :class:`~monai_ssl.networks.masking.RandomMasking` or
+            :class:`~monai_ssl.networks.masking.EntropyGuidedMasking`; ``None``: ``RandomMasking(0.75)`` (VIS-MAE).
+            Each sample gets exactly ``round(mask_ratio * L_units)`` masked units.
         mask_unit_size: mask unit edge in pixels, a multiple of ``patch_size`` (default 16).
-        mask_mode: ``"random"`` or ``"entropy"`` (METHODS.md §3.5).
-        entropy_beta, entropy_lam, entropy_bins, entropy_value_range: entropy-guided masking parameters
-            ``β``, ``λ``, histogram bins and intensity range (names as ``MaskedAutoencoderViT``).
 
     Forward: ``x (B, C, *spatial)`` -> ``(pred (B, L, P), mask (B, L))`` over tokens (``L = prod(spatial /
     patch_size)``, row-major), ``P = prod(patch_size) * C``, mask 1 = masked; ``pred_patch_size`` is the patch
@@ -88,7 +95,7 @@ class SwinMAE(nn.Module):
 
     Example::
 
-        net = SwinMAE(spatial_dims=2, in_channels=1, feature_size=24)
+        net = SwinMAE(spatial_dims=2, in_channels=1, feature_size=24, masking=RandomMasking(0.75))
         pred, mask = net(torch.rand(2, 1, 64, 64))  # (2, 1024, 4), (2, 1024)
         loss = MaskedReconstructionLoss(net.pred_patch_size, spatial_dims=2)(pred, images, mask)
     """
@@ -109,23 +116,15 @@ class SwinMAE(nn.Module):
         attn_drop_rate: float = 0.0,
         downsample: str = "merging",
         use_v2: bool = False,
-        masking_ratio: float = 0.75,
+        masking: MaskGenerator | None = None,
         mask_unit_size: int | Sequence[int] = 16,
-        mask_mode: str = "random",
-        entropy_beta: float = 1.0,
-        entropy_lam: float = 0.5,
-        entropy_bins: int = 32,
-        entropy_value_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if len(depths) != 4 or len(num_heads) != 4 or len(decoder_depths) != 4:
             raise ValueError("MONAI's SwinTransformer has four stages: depths, num_heads, decoder_depths need 4 values")
-        if mask_mode not in ("random", "entropy"):
-            raise ValueError(f"mask_mode must be 'random' or 'entropy', got {mask_mode!r}.")
-        if not 0.0 <= masking_ratio <= 1.0:
-            raise ValueError(f"masking_ratio must be in [0, 1], got {masking_ratio}.")
+        self.masking = check_masking(masking, 0.75)
         nd = spatial_dims
         self.spatial_dims, self.in_channels, self.feature_size = nd, in_channels, feature_size
         self.patch_size = (int(patch_size),) * nd
@@ -137,9 +136,6 @@ class SwinMAE(nn.Module):
         self.mask_unit_size = unit
         self.tokens_per_unit = tuple(u // p for u, p in zip(unit, self.patch_size))
         self.stride = self.patch_size[0] * 2**4
-        self.masking_ratio, self.mask_mode = float(masking_ratio), mask_mode
-        self.entropy_beta, self.entropy_lam = float(entropy_beta), float(entropy_lam)
-        self.entropy_bins, self.entropy_value_range = int(entropy_bins), tuple(entropy_value_range)
 
         self.encoder = SwinTransformer(
             in_chans=in_channels,
@@ -208,18 +204,21 @@ class SwinMAE(nn.Module):
         """Tokens per dim after the patch embedding."""
         return tuple(int(s) // p for s, p in zip(spatial, self.patch_size))
 
+    @property
+    def masking_ratio(self) -> float:
+        """Default share of mask units masked per sample (``masking.mask_ratio``)."""
+        return self.masking.mask_ratio
+
+    @property
+    def mask_mode(self) -> str:
+        """Name of the masking rule (``masking.mode``: ``"random"``, ``"entropy"``)."""
+        return self.masking.mode
+
     def random_masking(
         self, x: torch.Tensor, mask_ratio: float | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """Draw a ``(B, L_units)`` float unit mask for ``x`` with the configured mode (on ``x.device``)."""
-        ratio = self.masking_ratio if mask_ratio is None else float(mask_ratio)
-        if self.mask_mode == "entropy":
-            ent = unit_entropy(x, self.mask_unit_size, bins=self.entropy_bins, value_range=self.entropy_value_range)
-            mask, _, _ = entropy_guided_mask(ent, ratio, self.entropy_beta, self.entropy_lam, generator=generator)
-        else:
-            num_units = math.prod(self.unit_grid(x.shape[2:]))
-            mask, _, _ = random_unit_mask(x.shape[0], num_units, ratio, x.device, generator)
-        return mask
+        """Draw a ``(B, L_units)`` float unit mask for ``x`` with ``self.masking`` (on ``x.device``)."""
+        return self.masking(x, self.mask_unit_size, generator=generator, mask_ratio=mask_ratio)[0]
 
     # ------------------------------------------------------------------ forward
     def forward_encoder(
@@ -272,7 +271,7 @@ class SwinMAE(nn.Module):
 
         Args:
             x: ``(B, C, *spatial)``.
-            mask_ratio: overrides ``masking_ratio`` for this call (0: no masking).
+            mask_ratio: overrides ``masking.mask_ratio`` for this call (0: no masking).
             generator: optional ``torch.Generator`` for the mask draw.
             mask: optional ``(B, L_units)`` unit mask (1 = masked) instead of drawing one.
 
@@ -288,6 +287,23 @@ class SwinMAE(nn.Module):
         token_mask = block_mask_to_tokens(mask.float(), ugrid, self.tokens_per_unit)
         feats = self.forward_encoder(x, token_mask, normalize=True)
         return self.forward_decoder(feats[-1]), token_mask
+
+
+def swin_mae_tiny(spatial_dims: int = 2, in_channels: int = 1, **kwargs) -> SwinMAE:
+    """VIS-MAE's Swin-T width (Liu et al., 2024): embedding 96, patch 4 (one 16-px mask unit = 4x4 tokens),
+    depths (2, 2, 2, 2), heads (3, 6, 12, 24), window 7, decoder depths (2, 2, 2, 2). Inputs must be multiples of
+    64 px (MONAI's encoder downsamples four times). Keyword arguments override any of these (``masking``, ...)."""
+    cfg = {"feature_size": 96, "patch_size": 4, "window_size": 7, "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24),
+               "decoder_depths": (2, 2, 2, 2), "mask_unit_size": 16}
+    return SwinMAE(spatial_dims, in_channels, **{**cfg, **kwargs})
+
+
+def swin_mae_swinunetr(spatial_dims: int = 2, in_channels: int = 1, feature_size: int = 48, **kwargs) -> SwinMAE:
+    """Swin-MAE whose encoder is that of MONAI's default ``SwinUNETR(feature_size=feature_size)``: patch 2,
+    depths (2, 2, 2, 2), heads (3, 6, 12, 24), window 7, 16-px mask units (8x8 tokens). Inputs must be multiples
+    of 32 px. Keyword arguments override any of these (``masking``, ``decoder_depths``, ...)."""
+    cfg = {"patch_size": 2, "window_size": 7, "depths": (2, 2, 2, 2), "num_heads": (3, 6, 12, 24), "mask_unit_size": 16}
+    return SwinMAE(spatial_dims, in_channels, feature_size=feature_size, **{**cfg, **kwargs})
 
 
 def swin_mae_to_swinunetr(state_dict: Mapping[str, torch.Tensor], prefix: str = "swinViT.") -> dict[str, torch.Tensor]:

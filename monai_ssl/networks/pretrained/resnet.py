@@ -28,7 +28,8 @@ __all__ = ["contrastive_to_resnet", "imagenet_resnet_filter", "timm_resnet_filte
 
 
 @register_pretrained_kind("contrastive_resnet", scope=lambda k: not k.startswith("fc."),
-                          description="ContrastiveModel (encoder.*) or a bare ResNet encoder -> monai ResNet (fc fresh)")
+                          description="ContrastiveModel (encoder.*) or a bare ResNet encoder "
+                                      "-> monai ResNet (fc fresh)")
 def contrastive_to_resnet(
     state_dict: Mapping[str, torch.Tensor], model: nn.Module | None = None, encoder_prefix: str = "encoder."
 ) -> dict[str, torch.Tensor]:

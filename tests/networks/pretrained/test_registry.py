@@ -267,7 +267,8 @@ def test_register_a_kind_and_use_its_filter_by_name(tmp_path):
         holder.backbone = src.encoder
         export_encoder(holder, tmp_path / "enc.pt", submodule=None, key_map="test_backbone_resnet")
         assert '"key_map": "test_backbone_resnet"' in (tmp_path / "enc.pt.json").read_text()
-        assert load_pretrained(resnet(num_classes=2), tmp_path / "enc.pt", "state_dict", verbose=False).scope_fraction == 1
+        loaded = load_pretrained(resnet(num_classes=2), tmp_path / "enc.pt", "state_dict", verbose=False)
+        assert loaded.scope_fraction == 1
     finally:
         PRETRAINED_KINDS.pop("test_backbone_resnet", None)
     with pytest.raises(ValueError, match="unknown kind 'test_backbone_resnet'"):

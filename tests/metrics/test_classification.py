@@ -7,10 +7,9 @@ import itertools
 import numpy as np
 import pytest
 import torch
-
 from monai.metrics import compute_roc_auc
 
-from monai_ssl.evaluation.metrics import bootstrap_ci, classification_metrics, classification_report, roc_auc
+from monai_ssl.metrics.classification import bootstrap_ci, classification_metrics, classification_report, roc_auc
 
 
 def brute_force_auc(scores, labels) -> float:
@@ -193,7 +192,7 @@ def test_classification_report():
 def test_auc_score_matches_classification_metrics():
     probs = torch.tensor([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.6, 0.2, 0.2], [0.1, 0.2, 0.7]])
     labels = torch.tensor([0, 1, 2, 1, 2])
-    from monai_ssl.evaluation.metrics import auc_score
+    from monai_ssl.metrics.classification import auc_score
 
     assert auc_score(probs, labels, "multiclass") == classification_metrics(probs, labels, "multiclass")["auc"]
     assert auc_score(torch.tensor([0.2, 0.9, 0.4]), torch.tensor([0, 1, 1])) == 1.0
@@ -211,7 +210,7 @@ def _kappa_by_hand(pred, labels, c):
 
 
 def test_quadratic_kappa_and_per_class_auc_by_hand():
-    from monai_ssl.evaluation.metrics import per_class_auc, quadratic_kappa
+    from monai_ssl.metrics.classification import per_class_auc, quadratic_kappa
 
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 5, 60)
@@ -250,7 +249,7 @@ def test_multiclass_and_multilabel_reports_have_per_class_cis():
 
 
 def test_validation_auc_metric_skips_a_class_absent_from_the_split():
-    from monai_ssl.evaluation.metrics import DefinedClassesROCAUCMetric
+    from monai_ssl.metrics.classification import DefinedClassesROCAUCMetric
 
     rng = np.random.default_rng(6)
     labels = torch.tensor(rng.integers(0, 3, 40))

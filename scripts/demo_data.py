@@ -1,7 +1,7 @@
 """Shipped-data summary: loads and checks the shipped datasets and prints their counts and a patient-level split.
 
-The first part of `make demo` (``scripts/demo.py``, which then runs MICLe pretraining and the 10 %-label
-classification comparison through the bundles); ``python -m monai_ssl.demo`` prints the summary alone.
+The first step of `make demo` (``scripts/demo.py``, which then runs SimCLR pretraining and the 10 %-label
+comparison; ``--covid``: ``scripts/demo_covid.py``); ``python scripts/demo_data.py`` prints the summary alone.
 """
 
 from __future__ import annotations

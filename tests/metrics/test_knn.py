@@ -5,14 +5,15 @@ import torch
 from monai.data import DataLoader
 from torch import nn
 
-from monai_ssl.evaluation import extract_features, knn_predict
 from monai_ssl.handlers import KNNMonitor
+from monai_ssl.metrics import extract_features, knn_predict
 
 
 def _clusters(n, seed, noise=0.3):
     g = torch.Generator().manual_seed(seed)
     centres = torch.eye(3)
-    return centres.repeat_interleave(n, 0) + noise * torch.randn(3 * n, 3, generator=g), torch.arange(3).repeat_interleave(n)
+    features = centres.repeat_interleave(n, 0) + noise * torch.randn(3 * n, 3, generator=g)
+    return features, torch.arange(3).repeat_interleave(n)
 
 
 def test_knn_separates_clusters_and_is_label_sensitive():

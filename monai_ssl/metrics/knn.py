@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["knn_predict", "extract_features"]
+__all__ = ["extract_features", "knn_predict"]
 
 
 @torch.no_grad()
@@ -37,7 +37,8 @@ def knn_predict(
     if train_features.shape[0] != train_labels.shape[0]:
         raise ValueError(f"{train_features.shape[0]} train features but {train_labels.shape[0]} labels")
     if train_labels.min() < 0 or train_labels.max() >= num_classes:
-        raise ValueError(f"train labels must be in [0, {num_classes}), got [{train_labels.min()}, {train_labels.max()}]")
+        raise ValueError(f"train labels must be in [0, {num_classes}), "
+                         f"got [{train_labels.min()}, {train_labels.max()}]")
     bank = F.normalize(train_features.float(), dim=1)
     k = min(k, bank.shape[0])
     out = []

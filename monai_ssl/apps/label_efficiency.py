@@ -13,8 +13,9 @@ least one image per class), so a "1 % labels" row really used about 1 % of the l
 ``n_labels_used`` counts both. Each candidate recipe of ``recipes`` (the same grid for every initialisation: the
 baseline gets the SSL arm's tuning budget) is trained and scored on that validation subset; the best one (by
 ``select_metric``, ties broken by the validation log-loss; a candidate that predicts one class for every validation
-image is never chosen while another is not) is scored on the test split once. A row whose chosen model predicts one class for every test image is
-marked ``status = failed: ...``, left out of the summary's means and counted there: a failed run is not a baseline.
+image is never chosen while another is not) is scored on the test split once. A row whose chosen model predicts one
+class for every test image is marked ``status = failed: ...``, left out of the summary's means and counted there: a
+failed run is not a baseline.
 """
 
 from __future__ import annotations
@@ -28,8 +29,15 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_label_efficiency", "read_results", "summarise_results", "plot_results", "seed_splits",
-           "failed_reason", "select_recipe"]
+__all__ = [
+    "failed_reason",
+    "plot_results",
+    "read_results",
+    "run_label_efficiency",
+    "seed_splits",
+    "select_recipe",
+    "summarise_results",
+]
 
 KEY_FIELDS = ("init", "fraction", "seed")
 OK = "ok"

@@ -7,9 +7,7 @@ import csv
 import pytest
 import torch
 
-from monai_ssl.evaluation.label_efficiency import read_results, run_label_efficiency, summarise_results
-
-
+from monai_ssl.apps.label_efficiency import read_results, run_label_efficiency, summarise_results
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -70,7 +68,10 @@ def test_runner_rows_subsets_and_outputs(tmp_path):
 
 def test_resume_after_crash_skips_finished_runs(tmp_path):
     data = patient_datalist()
-    inits = lambda rec: {"a": rec.init("a"), "b": rec.init("b")}  # noqa: E731
+
+    def inits(rec):
+        return {"a": rec.init("a"), "b": rec.init("b")}
+
     crashing = Recorder(crash_at=3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_label_efficiency(data, inits(crashing), crashing.train, crashing.evaluate, tmp_path,
@@ -147,7 +148,7 @@ def test_plot_leaves_the_matplotlib_backend_alone(tmp_path, monkeypatch):
     # a notebook's inline backend must survive: plot_results draws on a bare Figure, never through pyplot
     import matplotlib
 
-    from monai_ssl.evaluation.label_efficiency import plot_results
+    from monai_ssl.apps.label_efficiency import plot_results
 
     monkeypatch.setitem(matplotlib.rcParams, "backend", "module://matplotlib_inline.backend_inline")
     before = matplotlib.rcParams._get_backend_or_none()
@@ -220,9 +221,10 @@ def seed_splits_with_tags(data: list[dict]) -> dict[str, list[dict]]:
 
 
 def test_select_recipe_breaks_auc_ties_by_log_loss_then_grid_order():
-    from monai_ssl.evaluation.label_efficiency import select_recipe
+    from monai_ssl.apps.label_efficiency import select_recipe
 
-    scores = {"a": {"auc": 1.0, "log_loss": 0.6}, "b": {"auc": 1.0, "log_loss": 0.2}, "c": {"auc": 0.9, "log_loss": 0.1}}
+    scores = {"a": {"auc": 1.0, "log_loss": 0.6}, "b": {"auc": 1.0, "log_loss": 0.2},
+              "c": {"auc": 0.9, "log_loss": 0.1}}
     assert select_recipe(scores) == "b"
     assert select_recipe({"a": {"auc": 1.0}, "b": {"auc": 1.0}}) == "a"
     assert select_recipe({"a": {"auc": float("nan")}, "b": {"auc": 0.6}}) == "b"

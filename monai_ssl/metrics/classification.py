@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from monai.metrics import ROCAUCMetric
 
-__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci", "classification_report",
-           "quadratic_kappa", "per_class_auc", "DefinedClassesROCAUCMetric"]
+__all__ = ["TASKS", "METRIC_NAMES", "roc_auc", "auc_score", "classification_metrics", "bootstrap_ci",
+           "classification_report", "quadratic_kappa", "per_class_auc", "DefinedClassesROCAUCMetric"]
 
 TASKS = ("binary", "multiclass", "multilabel")
 METRIC_NAMES = ("auc", "accuracy", "balanced_accuracy", "f1")
