@@ -7,8 +7,8 @@ their predicted probabilities; its ablation replaces entropy-guided masking by r
 
 * member **A** ("ImageNet" member): **no ImageNet file exists on this machine**, so A is a ConvNeXt trained
   *supervised on PneumoniaMNIST* (another shipped set; its labels are counted separately, ``source_labels``), its
-  classifier dropped, loaded with ``--pretrained_kind convnext_mae`` (ConvNeXt names pass unchanged). With a real ImageNet file the same stage is
-  ``--pretrained_ckpt convnext_tiny_1k_224_ema.pth --pretrained_kind convnext_official``;
+  classifier dropped, loaded with ``--pretrained_kind convnext_mae`` (ConvNeXt names pass unchanged). With a real
+  ImageNet file: ``--member-a-ckpt convnext_tiny_1k_224_ema.pth --member-a-kind convnext_official``;
 * member **B**: ConvNeXt-MAE with entropy-guided masking on the target training images (labels unused), through the
   ``mae_pretrain`` bundle (``network_name convnext``, ``mask_mode entropy``, ``modalities [us]`` = BreastMNIST
   train), its encoder export loaded with kind ``convnext_mae``;
@@ -62,12 +62,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--source-flag", default="pneumoniamnist", help="member A's supervised source set")
     p.add_argument("--medmnist-size", type=int, default=28)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--depths", type=int, nargs="+", default=[2, 2, 2])
-    p.add_argument("--dims", type=int, nargs="+", default=[24, 48, 96])
+    p.add_argument("--depths", type=int, nargs="+", default=None, help="ConvNeXt blocks per stage (2 2 2)")
+    p.add_argument("--dims", type=int, nargs="+", default=None, help="ConvNeXt widths per stage (24 48 96)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--members", nargs="+", default=["A", "B", "B_random"], choices=list(MEMBERS))
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--source-epochs", type=int, default=1)
+    p.add_argument("--member-a-ckpt", default="", help="an ImageNet ConvNeXt file for member A (skips the stand-in)")
+    p.add_argument("--member-a-kind", default="convnext_official", help="its load_pretrained kind")
     p.add_argument("--mae-steps", type=int, default=250)
     p.add_argument("--mae-lr", type=float, default=1.5e-3)
     p.add_argument("--masking-ratio", type=float, default=0.6)
@@ -79,24 +81,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--smoke", action="store_true", help="tiny settings: checks the pipeline, means nothing")
     args = p.parse_args(argv)
     if args.smoke:
-        args.size, args.depths, args.dims, args.seeds = 32, [1, 1], [8, 16], args.seeds[:1]
+        args.size, args.seeds = 32, args.seeds[:1]
+        args.depths, args.dims = args.depths or [1, 1], args.dims or [8, 16]
         args.source_epochs, args.mae_steps, args.epochs, args.batch_size = 1, 2, 1, 8
         args.n_boot, args.data_limit = 20, args.data_limit or 24
+    args.depths, args.dims = args.depths or [2, 2, 2], args.dims or [24, 48, 96]
     return args
 
 
 def run_bundle(bundle: str, configs: tuple[str, ...] = ("train",), **overrides):
-    """``monai.bundle.ConfigWorkflow`` over ``bundles/<bundle>/configs/<configs>.yaml`` with ``overrides``:
-    initialize, run, finalize; returns the workflow (its parser holds the built objects)."""
-    from monai.bundle import ConfigWorkflow
+    """``bundles/<bundle>`` with ``configs`` and ``overrides`` through :func:`monai_ssl.apps.run_bundle`
+    (MONAI ``ConfigWorkflow``: initialize, run, finalize); returns the workflow (its parser holds the objects)."""
+    from monai_ssl.apps import run_bundle as run
 
-    files = [str(REPO / "bundles" / bundle / "configs" / f"{c}.yaml") for c in configs]
-    wf = ConfigWorkflow(config_file=files if len(files) > 1 else files[0], workflow_type="train",
-                        logging_file=False, **overrides)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
-    return wf
+    return run(REPO / "bundles" / bundle, configs, **overrides)
 
 
 def convnext_overrides(args) -> dict:
@@ -145,8 +143,9 @@ def pretrain_mae(args, work: Path, mask_mode: str) -> Path:
 
 def finetune(args, work: Path, member: str, ckpt: Path | None, seed: int) -> dict:
     out = work / f"finetune_{member}_seed{seed}"
+    kind = args.member_a_kind if member == "A" and args.member_a_ckpt else "convnext_mae"
     wf = run_bundle("classification", output_dir=str(out), flag=args.flag, seed=seed, max_epochs=args.epochs,
-                    learning_rate=args.lr, pretrained_ckpt=str(ckpt) if ckpt else "", pretrained_kind="convnext_mae",
+                    learning_rate=args.lr, pretrained_ckpt=str(ckpt) if ckpt else "", pretrained_kind=kind,
                     **convnext_overrides(args))
     evaluator = wf.parser.get_parsed_content("validate#evaluator")
     lists = wf.parser.get_parsed_content("datalists")
@@ -158,7 +157,8 @@ def finetune(args, work: Path, member: str, ckpt: Path | None, seed: int) -> dic
 def evaluate(args, work: Path, name: str, ckpts: list[Path], seed: int) -> dict:
     """``evaluate.yaml`` on the test split: one model, or 2+ averaged (``--ensemble true``)."""
     out = work / f"eval_{name}_seed{seed}"
-    ens = {"ensemble": True, "ensemble_ckpts": [str(c) for c in ckpts]} if len(ckpts) > 1 else {"ckpt_path": str(ckpts[0])}
+    ens = ({"ensemble": True, "ensemble_ckpts": [str(c) for c in ckpts]} if len(ckpts) > 1
+           else {"ckpt_path": str(ckpts[0])})
     run_bundle("classification", ("train", "evaluate"), output_dir=str(out), flag=args.flag, seed=seed,
                n_boot=args.n_boot, **ens, **convnext_overrides(args))
     report = json.loads((out / "eval" / "metrics_test.json").read_text())["report"]
@@ -172,7 +172,7 @@ def evaluate(args, work: Path, name: str, ckpts: list[Path], seed: int) -> dict:
 def seed_mean_ci(probs: list[np.ndarray], label: np.ndarray, n_boot: int, minus: list[np.ndarray] | None = None):
     """Test AUC averaged over seeds (minus another set's, for a paired difference) with a 95 % percentile
     bootstrap over test images (the same resamples for every seed and both sets)."""
-    from monai_ssl.evaluation.metrics import bootstrap_ci, roc_auc
+    from monai_ssl.metrics import bootstrap_ci, roc_auc
 
     k = len(probs)
     stacked = np.stack(probs + (minus or []), axis=1)
@@ -195,8 +195,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     log = lambda msg: print(f"[{time.perf_counter() - t0:6.0f} s] {msg}", flush=True)  # noqa: E731
 
     ckpts: dict[str, Path | None] = {"scratch": None}
+    desc = dict(MEMBERS)  # member -> (pretraining, masking), as reported
     source_labels = 0
-    if "A" in args.members:
+    if "A" in args.members and args.member_a_ckpt:
+        ckpts["A"] = Path(args.member_a_ckpt)
+        desc["A"] = (f"ImageNet ({Path(args.member_a_ckpt).name}, {args.member_a_kind})", "")
+    elif "A" in args.members:
         ckpts["A"], source_labels = pretrain_source(args, work)
         log(f"member A pretrained (supervised {args.source_flag}, {source_labels} labels)")
     for member, mode in (("B", "entropy"), ("B_random", "random")):
@@ -213,9 +217,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             runs[member] = finetune(args, work, member, ckpts[member], seed)
             ev = evaluate(args, work, member, [runs[member]["model"]], seed)
             preds[member, seed] = ev
-            rows.append(_row(common, member, seed, ev, runs[member], source_labels if member == "A" else 0,
+            rows.append(_row(desc, common, member, seed, ev, runs[member], source_labels if member == "A" else 0,
                              val_auc=runs[member]["val_auc"], best_epoch=runs[member]["best_epoch"]))
-            log(f"seed {seed} {member}: val AUC {runs[member]['val_auc']:.3f}, test AUC {ev['report']['auc']['value']:.3f}")
+            log(f"seed {seed} {member}: val AUC {runs[member]['val_auc']:.3f}, "
+                f"test AUC {ev['report']['auc']['value']:.3f}")
         for name, (a, b) in ENSEMBLES.items():
             if a in runs and b in runs:
                 ev = evaluate(args, work, name, [runs[a]["model"], runs[b]["model"]], seed)
@@ -223,7 +228,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 if not np.allclose(ev["prob"], averaged, atol=1e-5):
                     raise RuntimeError(f"{name} seed {seed}: the bundle's ensemble is not the mean of its members")
                 preds[name, seed] = ev
-                rows.append(_row(common, name, seed, ev, runs[a], source_labels, val_auc=float("nan"), best_epoch=""))
+                rows.append(_row(desc, common, name, seed, ev, runs[a], source_labels, val_auc=float("nan"),
+                                 best_epoch=""))
                 log(f"seed {seed} {name}: test AUC {ev['report']['auc']['value']:.3f}")
     _write_csv(out / "results.csv", rows)
     summary = _summary(args, rows, preds, time.perf_counter() - t0)
@@ -233,12 +239,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def _row(common: dict, name: str, seed: int, ev: dict, run: dict, source_labels: int, **extra) -> dict:
+def _row(desc: dict, common: dict, name: str, seed: int, ev: dict, run: dict, source_labels: int, **extra) -> dict:
     r = ev["report"]
     predicted = len(np.unique((ev["prob"] >= 0.5).astype(int)))
-    pre, mask = MEMBERS.get(name, ("ensemble (probability average)", ""))
+    pre, mask = desc.get(name, ("ensemble (probability average)", ""))
     if name in ENSEMBLES:
-        mask = MEMBERS[ENSEMBLES[name][1]][1]
+        mask = desc[ENSEMBLES[name][1]][1]
     return {**common, "model": name, "pretraining": pre, "masking": mask, "seed": seed, **extra,
             "test_auc": r["auc"]["value"], "test_auc_low": r["auc"]["low"], "test_auc_high": r["auc"]["high"],
             "test_accuracy": r["accuracy"]["value"], "test_balanced_accuracy": r["balanced_accuracy"]["value"],
@@ -261,9 +267,11 @@ def _summary(args, rows: list[dict], preds: dict, seconds: float) -> str:
              f"Target: {args.flag} ({args.medmnist_size}-px release resized to {args.size} px), ConvNeXt depths "
              f"{args.depths}, widths {args.dims} (reduced from ConvNeXt-Tiny at 224 px to fit the CPU), "
              f"seeds {args.seeds}, fine-tuning {args.epochs} epochs at LR {args.lr}, checkpoint = best validation "
-             f"AUC (selected_on = val), test scored once. Member A is **not ImageNet**: no ImageNet file exists "
-             f"on this machine, so it is a ConvNeXt trained supervised on {args.source_flag} "
-             f"({args.source_epochs} epochs). B / B_random: ConvNeXt-MAE ({args.mae_steps} steps, ratio "
+             f"AUC (selected_on = val), test scored once. "
+             + (f"Member A: ImageNet ({args.member_a_ckpt}). " if args.member_a_ckpt else
+                f"Member A is **not ImageNet**: no ImageNet file exists on this machine, so it is a ConvNeXt "
+                f"trained supervised on {args.source_flag} ({args.source_epochs} epochs). ")
+             + f"B / B_random: ConvNeXt-MAE ({args.mae_steps} steps, ratio "
              f"{args.masking_ratio}) on the target's training images, entropy-guided / random masking.", "",
              "| model | pretraining | test AUC, mean ± sd over seeds | seed-averaged test AUC [95 % CI] | "
              "val AUC (mean) | failed runs | labels used |", "|---|---|---|---|---|---|---|"]
@@ -276,8 +284,10 @@ def _summary(args, rows: list[dict], preds: dict, seconds: float) -> str:
         point, low, high = seed_mean_ci([preds[name, s]["prob"] for s in args.seeds], label, args.n_boot)
         val = np.nanmean([float(r["val_auc"]) for r in rs]) if name in MEMBERS else float("nan")
         failed = sum(bool(r["failed"]) for r in rs)
-        lines.append(f"| {name} | {rs[0]['pretraining']}{' (' + rs[0]['masking'] + ' masking)' if rs[0]['masking'] else ''} | "
-                     f"{aucs.mean():.3f} ± {aucs.std(ddof=1) if len(aucs) > 1 else 0:.3f} | {point:.3f} [{low:.3f}, {high:.3f}] | "
+        masking = f" ({rs[0]['masking']} masking)" if rs[0]['masking'] else ""
+        sd = aucs.std(ddof=1) if len(aucs) > 1 else 0.0
+        lines.append(f"| {name} | {rs[0]['pretraining']}{masking} | "
+                     f"{aucs.mean():.3f} ± {sd:.3f} | {point:.3f} [{low:.3f}, {high:.3f}] | "
                      f"{'' if np.isnan(val) else f'{val:.3f}'} | {failed}/{len(rs)} | {rs[0]['n_labels_used']}"
                      f"{' + ' + str(rs[0]['source_labels']) + ' source' if rs[0]['source_labels'] else ''} |")
     lines.append("")
@@ -289,12 +299,13 @@ def _summary(args, rows: list[dict], preds: dict, seconds: float) -> str:
                                         minus=[preds[b, s]["prob"] for s in args.seeds])
             lines.append(f"- {what}: seed-averaged test AUC difference {d:+.3f} [95 % CI {low:+.3f}, {high:+.3f}] "
                          "(paired bootstrap over test images)")
-    lines += ["", f"Wall time {seconds / 60:.1f} min on the shared CPU. Per-seed rows, with each run's own "
+    reused = " (pretrained members reused from an earlier invocation's --work: --reuse)" if args.reuse else ""
+    lines += ["", f"Wall time {seconds / 60:.1f} min on the shared CPU{reused}. Per-seed rows, with each run's own "
               "bootstrap CI, in results.csv. The paper's setting on a GPU (ConvNeXt-Tiny, 224 px): "
               "`python experiments/florindo_moura.py --medmnist-size 224 --size 224 --depths 3 3 9 3 "
-              "--dims 96 192 384 768 --mae-steps 20000 --epochs 100 --source-epochs 30` (with an ImageNet file, "
-              "member A is the classification bundle's `--pretrained_ckpt <file> --pretrained_kind "
-              "convnext_official`, see bundles/classification/docs/README.md).", ""]
+              "--dims 96 192 384 768 --mae-steps 20000 --epochs 100 --member-a-ckpt convnext_tiny_1k_224_ema.pth "
+              "--member-a-kind convnext_official` (the facebookresearch ImageNet-1k ConvNeXt-Tiny file; the bundle "
+              "commands are in bundles/classification/docs/README.md).", ""]
     return "\n".join(lines)
 
 

@@ -34,6 +34,23 @@ def test_smoke_run_writes_val_selected_rows_and_summary(tmp_path):
     assert (tmp_path / "w" / "mae_entropy_encoder.pt").is_file()
 
 
+def test_member_a_from_an_imagenet_file(tmp_path):
+    """With an ImageNet ConvNeXt file (here the timm fixture's layout and weights), member A loads it by its kind."""
+    import torch
+
+    from tests.networks.pretrained_fixtures import load_fixture, source_checkpoint
+
+    fixture = load_fixture("timm_convnext_mini")
+    torch.save(source_checkpoint(fixture), tmp_path / "in1k.pth")
+    arch = ["--depths", *map(str, fixture["meta"]["depths"]), "--dims", *map(str, fixture["meta"]["dims"])]
+    rows = florindo_moura.main(["--smoke", "--members", "A", *arch, "--data-limit", "16", "--out", str(tmp_path / "r"),
+                                "--work", str(tmp_path / "w"), "--member-a-ckpt", str(tmp_path / "in1k.pth"),
+                                "--member-a-kind", "timm_convnext"])
+    assert [r["model"] for r in rows] == ["A"] and rows[0]["pretraining"].startswith("ImageNet (in1k.pth")
+    assert rows[0]["source_labels"] == 0 and not (tmp_path / "w" / "pretrain_A").exists()
+    assert "Member A: ImageNet" in (tmp_path / "r" / "summary.md").read_text()
+
+
 def test_seed_mean_ci_and_paired_difference():
     rng = np.random.default_rng(0)
     y = np.array([0, 1] * 20)
