@@ -41,19 +41,20 @@ def prepare_classifier(
     pretrained_ckpt: str | os.PathLike | None = None,
     pretrained_kind: str = "contrastive_resnet",
     mode: str = "finetune",
-    head_name: str = "fc",
+    head_name: str | None = None,
     min_loaded_fraction: float = 0.9,
 ) -> nn.Module:
     """Initialise ``network`` from a pretrained checkpoint and set it up for ``mode`` (in place).
 
     Args:
-        network: the classifier (MONAI ``resnet18(num_classes=K)``; its head is the child ``head_name``).
+        network: the classifier (MONAI ``resnet18(num_classes=K)``, monai-ssl ``ConvNeXt``; its head is the child
+            ``head_name``).
         pretrained_ckpt: checkpoint for :func:`monai_ssl.networks.load_pretrained`; ``""``/None = from scratch.
         pretrained_kind: a kind of :data:`monai_ssl.networks.PRETRAINED_KINDS` (``contrastive_resnet`` for the
             ``micle_pretrain`` export, ``state_dict``...).
         mode: ``finetune`` (every weight trains) or ``linear_probe`` (only the head trains; the encoder's
             weights are frozen and its BatchNorm statistics kept, by :func:`monai_ssl.networks.freeze_encoder`).
-        head_name: name of the head child module.
+        head_name: name of the head child module; None: ``fc`` (ResNet) or, without one, ``head`` (ConvNeXt).
         min_loaded_fraction: passed to ``load_pretrained``.
 
     A ``conv1_t_stride`` in the ``target`` of the checkpoint's sidecar (``<pretrained_ckpt>.json``, written by the
@@ -68,6 +69,8 @@ def prepare_classifier(
     from .pretrained import load_pretrained
 
     choose({"finetune": 1, "linear_probe": 1}, mode, "mode")
+    if head_name is None:
+        head_name = "head" if not hasattr(network, "fc") and hasattr(network, "head") else "fc"
     if pretrained_ckpt:
         require_path(pretrained_ckpt, "pretrained_ckpt", "file")
         report = load_pretrained(network, pretrained_ckpt, kind=pretrained_kind,
