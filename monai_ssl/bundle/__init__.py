@@ -5,8 +5,8 @@ of ``monai_ssl.data`` / ``networks`` / ``transforms`` / ``handlers``."""
 
 from __future__ import annotations
 
-from .contract import check_model_contract, contract_path, load_model_contract, save_model_contract
-from .errors import actionable_error, install_last_line_hook
+from ..utils.model_contract import check_model_contract, contract_path, load_model_contract, save_model_contract
+from ..utils.bundle_errors import actionable_error, install_last_line_hook
 from .paths import (
     BundleConfigError,
     active_parser,

@@ -1,4 +1,5 @@
-"""Probability-averaging ensembles of classifiers (METHODS §3.7), on MONAI's ``EnsembleEvaluator``.
+"""Probability-averaging ensembles of classifiers, on MONAI's ``EnsembleEvaluator``: the two-branch ensemble of
+Florindo & Moura (arXiv:2605.21970), generalised to K members.
 
 ``p_ens(c | x) = sum_k w_k softmax(logits_k(x))_c`` with equal weights ``w_k = 1/K`` by default: members'
 logits are turned into probabilities first (softmax; sigmoid for a one-logit binary or a multi-label model)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ignite.engine import Engine, Events
 
-from ..bundle.contract import save_model_contract
+from ..utils.model_contract import save_model_contract
 
 __all__ = ["ModelContractWriter"]
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 class ModelContractWriter:
     """At ``Events.STARTED``, write ``contract`` to ``<model_path stem>.contract.json``
-    (:func:`monai_ssl.bundle.contract.save_model_contract`): the image size, channels, class names, DICOM domain
+    (:func:`monai_ssl.utils.model_contract.save_model_contract`): the image size, channels, class names, DICOM domain
     and preprocessing the weights saved at ``model_path`` expect. Inference reads it and refuses a mismatch.
 
     Args:

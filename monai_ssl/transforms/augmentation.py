@@ -213,7 +213,7 @@ def simclr_augmentations(
 
 def cxr_augmentations(spatial_size: int | Sequence[int] = 224,
                       crop_scale: tuple[float, float] = (0.08, 1.0)) -> Compose:
-    """Chest X-ray view augmentation of Azizi et al. (METHODS.md §1.4), used for SimCLR and MICLe on CXR.
+    """Chest X-ray view augmentation of Azizi et al. (2021, arXiv:2101.05224), used for SimCLR and MICLe on CXR.
 
     Random resized crop, horizontal flip, rotation up to 45 degrees, brightness/contrast jitter of strength 0.5,
     and no Gaussian blur (blur erases the fine texture that carries the finding).
@@ -229,7 +229,7 @@ def mae_augmentations(
     crop_scale: tuple[float, float] = (0.2, 1.0),
     flip_prob: float = 0.5,
 ) -> Compose:
-    """Masked-autoencoder augmentation (MAE, METHODS.md §4.7): random resized crop (0.2-1.0) and a flip."""
+    """Masked-autoencoder augmentation (MAE, He et al. 2022): random resized crop (0.2-1.0) and a flip."""
     size = ensure_tuple_rep(spatial_size, spatial_dims)
     chain: list[Transform] = [RandResizedCrop(size, scale=crop_scale)]
     if flip_prob > 0:

@@ -79,7 +79,7 @@ def _hand_wired_mae(le, items: list[dict], args: argparse.Namespace) -> dict[str
     from monai_ssl.data import SeededDataLoader
     from monai_ssl.engines import CurriculumStage, run_stage
     from monai_ssl.networks.nets import MaskedAutoencoderViT
-    from monai_ssl.networks.weights import mae_vit_to_monai_vit
+    from monai_ssl.networks.nets.mae import mae_vit_to_monai_vit
     from monai_ssl.optimizers import build_optimizer
     from monai_ssl.transforms import RandMultiViewd, mae_augmentations
     from monai_ssl.networks.masking import RandomMasking

@@ -26,10 +26,11 @@ def _hand_wired(exp, images: torch.Tensor, args) -> tuple[dict, list[float]]:
     """The experiment's Swin-MAE pretraining as it was wired before it ran the bundle (the reference)."""
     from monai_ssl.engines import MaskedAutoencoderTrainer
     from monai_ssl.losses import MaskedReconstructionLoss
+    from monai_ssl.networks.masking import RandomMasking
     from monai_ssl.networks.nets import SwinMAE
 
     torch.manual_seed(args.seed)
-    net = SwinMAE(spatial_dims=2, in_channels=1, masking_ratio=0.75, mask_unit_size=16,
+    net = SwinMAE(spatial_dims=2, in_channels=1, masking=RandomMasking(0.75), mask_unit_size=16,
                   **exp.swin_config(args.feature_size))
     opt = torch.optim.AdamW(net.parameters(), lr=args.mae_lr, betas=(0.9, 0.95), weight_decay=0.05)
     loader = exp._loader([{"image": x} for x in images], args.batch_size, args.seed, crop=True)
