@@ -86,9 +86,12 @@ class DeviceViews:
             for name in names:
                 gen = torch.Generator().manual_seed(stream_seed(self.seed, rank, step, out_index))
                 view = self.augmentation(images, gen)
-                if memory_format is not None and view.ndim in (4, 5):
+                if memory_format in (torch.channels_last, torch.channels_last_3d) and view.ndim in (4, 5):
+                    # channels-last of the view's rank: a 3D view gets channels_last_3d
                     view = view.contiguous(memory_format=torch.channels_last if view.ndim == 4
                                            else torch.channels_last_3d)
+                elif memory_format is not None:
+                    view = view.contiguous(memory_format=memory_format)
                 batch[name] = view
                 out_index += 1
         return batch

@@ -82,3 +82,15 @@ def test_masked_autoencoder_trainer_with_device_views_and_num_views():
     assert trainer.state.output["pred"].shape[0] == 4 and torch.isfinite(trainer.state.output["loss"])
     two = DeviceViews(batched_mae_augmentations(16), num_views=2)({"image": torch.rand(2, 1, 24, 24)}, "cpu")
     assert set(two) == {"image_view_0", "image_view_1"} and two["image_view_0"].shape == (2, 1, 16, 16)
+
+
+def test_requested_memory_format_is_the_one_applied():
+    # a channels-last input asked for in contiguous format comes out contiguous (not forced to channels-last)
+    images = torch.rand(2, 3, 8, 8).contiguous(memory_format=torch.channels_last)
+    copy = DeviceViews(lambda x, gen: x.clone(), keys="image", memory_format=torch.contiguous_format)
+    assert copy({"image": images}, "cpu")["image"].is_contiguous()
+    last = DeviceViews(lambda x, gen: x.clone(), keys="image", memory_format=torch.channels_last)
+    assert last({"image": images.contiguous()}, "cpu")["image"].is_contiguous(memory_format=torch.channels_last)
+    volume = DeviceViews(lambda x, gen: x.clone(), keys="image", memory_format=torch.channels_last)
+    assert volume({"image": torch.rand(1, 2, 4, 4, 4)}, "cpu")["image"].is_contiguous(
+        memory_format=torch.channels_last_3d)
